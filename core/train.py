@@ -1,0 +1,177 @@
+"""Train, evaluate and save the models: ``python -m core.train``.
+
+Trains all three models (or those named) on the full training set, evaluates them on
+the test set and writes everything the dashboard shows to ``artifacts/`` (see
+``core.artifacts``). The test set is only ever used after training, never for choices.
+Writes are staged: Ctrl-C, SIGTERM or an error leaves the previous artifacts as they were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import platform
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core import artifacts
+from core.data import DataError, checksum, load_mnist, splits
+from core.metrics import accuracy, confusion, cross_entropy, per_class_accuracy
+from core.models import MODELS, model_class
+
+SAMPLE_PER_CLASS = 50
+
+
+def evaluate(model, test) -> tuple[dict, dict, dict]:
+    """Test-set metrics, predictions and misclassified examples for one trained model."""
+    start = time.perf_counter()
+    probs = model.predict_proba(test.x)
+    batch_seconds = time.perf_counter() - start
+    pred = probs.argmax(1).astype(np.uint8)
+    cm = confusion(test.y, pred)
+    wrong = np.flatnonzero(pred != test.y)
+    metrics = {
+        "test_accuracy": accuracy(probs, test.y),
+        "test_loss": cross_entropy(probs, test.y),
+        "errors": int(len(wrong)),
+        "test_size": int(len(test)),
+        "per_class_accuracy": per_class_accuracy(cm).tolist(),
+        "confusion": cm.tolist(),
+        "params": model.num_params(),
+        "inference_ms_per_image": 1000 * batch_seconds / len(test),
+    }
+    predictions = {"probs": probs.astype(np.float16), "pred": pred, "label": test.y.astype(np.uint8)}
+    misclassified = {
+        "index": wrong.astype(np.int32),
+        "image": np.round(test.x[wrong] * 255).astype(np.uint8),
+        "label": test.y[wrong].astype(np.uint8),
+        "pred": pred[wrong],
+        "probs": probs[wrong].astype(np.float32),
+    }
+    return metrics, predictions, misclassified
+
+
+def write_sample(folder: Path, data, seed: int) -> None:
+    """A fixed sample of test digits plus full-data summaries, so the app needs no dataset."""
+    (x_train, y_train), (x_test, y_test) = data
+    rng = np.random.default_rng(seed)
+    index = np.concatenate([rng.choice(np.flatnonzero(y_test == d), SAMPLE_PER_CLASS, replace=False) for d in range(10)])
+    means = np.stack([x_train[y_train == d].mean(0) / 255 for d in range(10)]).astype(np.float32)
+    np.savez_compressed(
+        folder / artifacts.SAMPLE,
+        images=x_test[index], labels=y_test[index], index=index.astype(np.int32),
+        train_counts=np.bincount(y_train, minlength=10), test_counts=np.bincount(y_test, minlength=10),
+        class_means=means,
+    )
+
+
+def versions() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print) -> dict:
+    """Train ``names`` and write their artifacts to ``out``; returns {name: metrics}."""
+    data = load_mnist(data_dir)
+    train_split, val, test = splits(data, subset=subset, seed=seed)
+    log(f"data: {len(train_split)} training, {len(val)} validation, {len(test)} test images")
+    results = {}
+    out = artifacts.artifacts_dir(out)
+    with artifacts.staging(out) as stage:
+        manifest = {}
+        if (stage / artifacts.MANIFEST).exists():
+            try:
+                manifest = artifacts.load_manifest(stage)
+            except artifacts.ArtifactError:
+                manifest = {}  # unreadable or older: rewritten below
+        for name in names:
+            cls = model_class(name)
+            overrides = {"seed": seed} | ({} if augment is None else {"augment": augment})
+            model = cls(dataclasses.replace(cls.Settings(), **overrides))
+            log(f"\n{name}: {model.num_params():,} parameters, {model.settings}")
+            start = time.perf_counter()
+
+            def progress(r):
+                log(
+                    f"  epoch {r['epoch']:>2}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}  "
+                    f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  {r['seconds']:.1f}s",
+                )
+
+            model.fit(train_split, val, epochs=epochs, on_epoch=progress)
+            train_seconds = time.perf_counter() - start
+            metrics, predictions, misclassified = evaluate(model, test)
+            metrics |= {"train_seconds": train_seconds, "epochs": len(model.history), "train_size": len(train_split)}
+            folder = stage / name
+            if folder.exists():
+                shutil.rmtree(folder)  # no stale files from another model format
+            model.save(folder)
+            artifacts.write_json(folder / "metrics.json", metrics)
+            np.savez_compressed(folder / "predictions.npz", **predictions)
+            np.savez_compressed(folder / "misclassified.npz", **misclassified)
+            log(f"  test accuracy {metrics['test_accuracy']:.4f} ({metrics['errors']} errors), trained in {train_seconds:.0f}s")
+            results[name] = metrics
+            manifest.setdefault("models", {})[name] = {
+                "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "subset": subset, "epochs": len(model.history), "seed": seed,
+            }
+        write_sample(stage, data, seed)
+        manifest |= {
+            "format_version": artifacts.FORMAT_VERSION,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "seed": seed,
+            "data_checksum": checksum(data),
+            "versions": versions(),
+        }
+        artifacts.write_json(stage / artifacts.MANIFEST, manifest)
+    log(f"\nartifacts written to {out}")
+    return results
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="NAME",
+                   help=f"models to train (default: all): {', '.join(MODELS)}")
+    p.add_argument("--epochs", type=int, help="epochs per model (default: each model's settings)")
+    p.add_argument("--subset", type=int, metavar="N", help="train on N random training images (quick runs)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $MNIST_DIR, else Keras download)")
+    p.add_argument("--out", default=None, help=f"artifacts folder (default: {artifacts.DEFAULT_DIR.name}/)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, batch order, augmentation (default 0)")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
+                   help="turn data augmentation off")
+    args = p.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        p.error("--epochs must be at least 1")
+    if args.subset is not None and args.subset < 100:
+        p.error("--subset must be at least 100 images")
+    return args
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # unwinds through staging(), which discards the partial run
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
+              log=lambda s: print(s, flush=True))
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing written, the previous artifacts are untouched", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
