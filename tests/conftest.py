@@ -28,9 +28,9 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory, mnist):
-    """All three models trained for one epoch on 1,000 images: a complete artifacts folder, fast."""
+    """All three models trained for two epochs on 2,000 images: a complete artifacts folder, fast."""
     from core.train import train
 
     out = tmp_path_factory.mktemp("artifacts")
-    train(list(__import__("core").MODELS), epochs=1, subset=1000, out=out, log=lambda s: None)
+    train(list(__import__("core").MODELS), epochs=2, subset=2000, out=out, log=lambda s: None)
     return out

@@ -139,7 +139,8 @@ class Classifier:
                 f"version {cls.FORMAT_VERSION}. Retrain with: python -m core.train --models {cls.name}"
             )
         try:
-            settings = cls.Settings(**meta["settings"])
+            # JSON has no tuples; settings use tuples (hashable, immutable) for layer sizes
+            settings = cls.Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["settings"].items()})
         except (KeyError, TypeError) as e:
             raise ArtifactError(f"{folder / SETTINGS_FILE}: settings do not match {cls.Settings.__name__} ({e}).") from e
         model = cls(settings)

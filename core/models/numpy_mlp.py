@@ -15,6 +15,7 @@ bit-identical weights.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,8 +121,9 @@ class NumpyMLP(Classifier):
         return total_loss / seen, correct / seen
 
     def predict_proba(self, x):
-        x = np.asarray(x, np.float32).reshape(len(x), -1)
-        return np.concatenate([self.forward(x[i : i + 4096])[0] for i in range(0, len(x), 4096)]) if len(x) else np.zeros((0, 10), np.float32)
+        x = np.asarray(x, np.float32).reshape(len(x), 784)
+        chunks = [self.forward(x[i : i + 4096])[0] for i in range(0, len(x), 4096)]  # bounded memory
+        return np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
 
     def num_params(self):
         return int(sum(v.size for v in self.params.values()))
@@ -136,7 +138,7 @@ class NumpyMLP(Classifier):
                 loaded = {k: f[k].astype(np.float32) for k in PARAMS}
         except FileNotFoundError:
             raise ArtifactError(f"{path} is missing.") from None
-        except (OSError, ValueError, KeyError) as e:  # zip damage, bad arrays or a missing key
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # zip damage, bad arrays, a missing key
             raise ArtifactError(f"{path} is corrupt ({e}).") from e
         for k, v in loaded.items():
             if v.shape != self.params[k].shape:

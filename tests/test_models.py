@@ -1,0 +1,138 @@
+"""The three models share one interface; these checks run over all of them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from core import ArtifactError, MODELS, load_models, model_class
+from core.data import Split
+
+EXPECTED_PARAMS = {
+    "numpy_mlp": 784 * 128 + 128 + 128 * 10 + 10,
+    "keras_mlp": 784 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10,
+    # conv1 5x5x1x16 (no bias: batch norm shifts) + BN(4x16) + conv2 5x5x16x32 + BN(4x32) + 800-120-84-10
+    "lenet": 5 * 5 * 16 + 4 * 16 + 5 * 5 * 16 * 32 + 4 * 32 + 800 * 120 + 120 + 120 * 84 + 84 + 84 * 10 + 10,
+}
+
+
+def tiny_split(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return Split(rng.random((n, 28, 28), dtype=np.float32), rng.integers(0, 10, n).astype(np.uint8))
+
+
+@pytest.fixture(params=list(MODELS))
+def model(request):
+    cls = model_class(request.param)
+    return cls(cls.Settings(epochs=1, augment=False))
+
+
+def test_probabilities_shape_and_sum(model):
+    p = model.predict_proba(tiny_split(7).x)
+    assert p.shape == (7, 10)
+    assert np.all(p >= 0)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+    assert model.predict_proba(np.zeros((0, 28, 28), np.float32)).shape[0] == 0
+
+
+def test_parameter_count(model):
+    assert model.num_params() == EXPECTED_PARAMS[model.name]
+
+
+def test_fit_records_history_and_save_load_round_trip(model, tmp_path):
+    history = model.fit(tiny_split(256), tiny_split(64, seed=1), epochs=2)
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(history[0])
+    model.save(tmp_path / model.name)
+    loaded = type(model).load(tmp_path / model.name)
+    x = tiny_split(20, seed=2).x
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+    assert loaded.settings == model.settings
+    assert loaded.history == history
+
+
+def test_stop_from_callback_keeps_what_was_learnt(model):
+    history = model.fit(tiny_split(128), tiny_split(32), epochs=5, on_epoch=lambda r: r["epoch"] < 2)
+    assert len(history) == 2
+
+
+def test_load_refuses_other_format_version(model, tmp_path):
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "settings.json").read_text())
+    meta["format_version"] = 999
+    (tmp_path / "settings.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="format version 999"):
+        type(model).load(tmp_path)
+
+
+def test_load_refuses_missing_and_corrupt_weights(model, tmp_path):
+    model.save(tmp_path)
+    weights = next(p for p in tmp_path.iterdir() if p.suffix in (".npz", ".keras"))
+    weights.write_bytes(b"not a real weights file")
+    with pytest.raises(ArtifactError, match=f"{weights.name}.*corrupt"):
+        type(model).load(tmp_path)
+    weights.unlink()
+    with pytest.raises(ArtifactError, match=f"{weights.name} is missing"):
+        type(model).load(tmp_path)
+
+
+def test_numpy_mlp_is_bit_identical_for_a_seed():
+    cls = model_class("numpy_mlp")
+    runs = []
+    for _ in range(2):
+        m = cls(cls.Settings(seed=7))
+        m.fit(tiny_split(300), tiny_split(50), epochs=2)
+        runs.append(m.params)
+    for k in runs[0]:
+        assert runs[0][k].dtype == np.float32  # float64 creeping in would double the time
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])
+    other = cls(cls.Settings(seed=8))
+    assert not np.array_equal(other.params["W1"], runs[0]["W1"])
+
+
+def test_numpy_mlp_backprop_matches_finite_differences():
+    """Central differences in float64 against the hand-written backward pass."""
+    cls = model_class("numpy_mlp")
+    m = cls(cls.Settings(hidden=16, seed=3))
+    m.params = {k: v.astype(np.float64) for k, v in m.params.items()}
+    m.params["b1"] += 0.05  # keep pre-activations away from ReLU's kink
+    rng = np.random.default_rng(0)
+    x, y = rng.random((5, 784)), rng.integers(0, 10, 5)
+    p, cache = m.forward(x)
+    grads = m.backward(p, cache, y)
+    eps = 1e-6
+    for name, w in m.params.items():
+        flat = w.reshape(-1)
+        for i in rng.choice(flat.size, min(20, flat.size), replace=False):
+            old = flat[i]
+            flat[i] = old + eps
+            up = m.loss(x, y)
+            flat[i] = old - eps
+            down = m.loss(x, y)
+            flat[i] = old
+            numeric = (up - down) / (2 * eps)
+            assert grads[name].reshape(-1)[i] == pytest.approx(numeric, rel=1e-4, abs=1e-8), (name, i)
+
+
+def test_load_models_reads_a_trained_folder(tiny_artifacts):
+    models = load_models(tiny_artifacts)
+    assert list(models) == list(MODELS)
+    x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    for m in models.values():
+        np.testing.assert_allclose(m.predict_proba(x).sum(1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_committed_artifacts_load_and_match_their_metrics(name):
+    """The committed models reproduce the test predictions saved beside them."""
+    from core import artifacts
+    from core.data import find_mnist, scale
+
+    data = find_mnist()
+    if data is None:
+        pytest.skip("MNIST not available")
+    saved = artifacts.load_predictions(name)
+    model = load_models(names=[name])[name]
+    x_test = scale(data[1][0][:2000])
+    pred = model.predict_proba(x_test).argmax(1)
+    assert np.mean(pred == saved["pred"][:2000]) > 0.999

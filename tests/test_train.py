@@ -1,0 +1,94 @@
+"""End to end: train on a real subset through the CLI and the function, and check what was written."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core import artifacts, load_models
+from core.data import find_mnist, scale
+from core.train import train
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_cli_help():
+    out = subprocess.run([sys.executable, "-m", "core.train", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--models", "--epochs", "--subset", "--data-dir", "--out", "--seed"):
+        assert flag in out.stdout
+
+
+def test_cli_rejects_bad_arguments():
+    out = subprocess.run([sys.executable, "-m", "core.train", "--models", "resnet"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_cli_bad_data_dir_is_a_clear_error(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "a")],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert out.returncode == 2
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_cli_tiny_run_writes_every_artifact(tmp_path, mnist):
+    out = subprocess.run(
+        [sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--subset", "500", "--epochs", "1", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "epoch  1" in out.stdout and "test accuracy" in out.stdout
+    names = {p.name for p in (tmp_path / "numpy_mlp").iterdir()}
+    assert names == {"settings.json", "history.json", "weights.npz", "metrics.json", "predictions.npz", "misclassified.npz"}
+    manifest = artifacts.load_manifest(tmp_path)
+    assert manifest["models"]["numpy_mlp"]["subset"] == 500 and len(manifest["data_checksum"]) == 64
+
+
+def test_subset_training_reaches_sensible_accuracy(tiny_artifacts, mnist):
+    """2 epochs on 2,000 real images: far above chance (10%) for every model, and the files agree."""
+    x_test = scale(mnist[1][0])
+    y_test = mnist[1][1]
+    for name, model in load_models(tiny_artifacts).items():
+        metrics = artifacts.load_metrics(name, tiny_artifacts)
+        assert metrics["test_accuracy"] > 0.5, name
+        pred = model.predict_proba(x_test).argmax(1)
+        assert metrics["errors"] == int(np.sum(pred != y_test))
+        mis = artifacts.load_misclassified(name, tiny_artifacts)
+        assert len(mis["index"]) == metrics["errors"]
+        np.testing.assert_array_equal(mis["image"][0], mnist[1][0][mis["index"][0]])
+        assert np.all(mis["pred"] != mis["label"])
+        assert np.array(metrics["confusion"]).sum() == 10000
+
+
+def test_training_one_model_keeps_the_others(tmp_path, tiny_artifacts, mnist):
+    import shutil
+
+    out = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, out)
+    before = (out / "lenet" / "model.keras").read_bytes()
+    train(["numpy_mlp"], epochs=1, subset=300, out=out, log=lambda s: None)
+    assert (out / "lenet" / "model.keras").read_bytes() == before
+    assert artifacts.load_metrics("numpy_mlp", out)["train_size"] == 300
+
+
+def test_failed_run_leaves_previous_artifacts(tmp_path, tiny_artifacts, mnist, monkeypatch):
+    import shutil
+
+    out = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("core.train.evaluate", boom)
+    with pytest.raises(RuntimeError):
+        train(["numpy_mlp"], epochs=1, subset=300, out=out, log=lambda s: None)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in tmp_path.iterdir()] == ["art"]  # no staging folder left behind
