@@ -1,0 +1,97 @@
+"""Draw: draw a digit (or upload an image, or pick a test digit) and see all three models read it the
+moment the stroke ends: each model's digit, confidence and ten probabilities, whether they agree, and
+the 28x28 image the models actually saw. The only page that loads the models, and so TensorFlow.
+"""
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from common import (SHORT, TITLES, digit_image, models, probability_chart, require_artifacts,
+                    show_artifact_error, try_load)
+from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
+from core.predict import predict_image
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
+SOURCES = ["Draw", "Upload an image", "Test-set example"]
+CANVAS = 280
+
+st.title("Draw a digit")
+st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models read it as soon as you lift "
+            "the pen, after it is cropped, scaled and centred the way MNIST's digits were.")
+require_artifacts()
+with st.spinner("Loading the three models (only the first visit takes a few seconds)…"):
+    loaded, problems = models()
+for message in problems.values():
+    show_artifact_error(message)
+if not loaded:
+    st.stop()
+
+left, right = st.columns([2, 3], gap="large")
+image, truth = None, None
+with left:
+    source = st.segmented_control("Input", SOURCES, default=SOURCES[0], required=True, key="source",
+                                  label_visibility="collapsed")
+    if source == "Draw":
+        pen = st.slider("Pen width", 8, 40, 20, key="pen", help="MNIST's strokes are about 2 pixels of 28; "
+                        "any width works, as the stroke is brought to that thickness.")
+        canvas = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
+                           height=CANVAS, width=CANVAS, drawing_mode="freedraw", update_streamlit=True,
+                           return_image_data=True, key="canvas")
+        st.caption("The buttons above the canvas undo, redo and (the bin) clear it.")
+        image = canvas.image_data
+        empty_message = "Draw a digit on the black square: the predictions appear when you lift the pen."
+    elif source == "Upload an image":
+        upload = st.file_uploader("An image of one digit", type=UPLOAD_TYPES, key="upload",
+                                  max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+                                  help="Dark on light or light on dark, any size; a photo of paper works.")
+        image = upload.getvalue() if upload is not None else None
+        empty_message = "Upload a picture of a single handwritten digit (PNG, JPEG, GIF, BMP or WebP, up to " \
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB)."
+    else:
+        sample = try_load("sample")
+        if sample is not None:
+            if st.button("Another test digit", icon=":material/shuffle:") or "example" not in st.session_state:
+                st.session_state.example = int(np.random.default_rng().integers(len(sample["labels"])))
+            i = st.session_state.example % len(sample["labels"])
+            image, truth = sample["images"][i], int(sample["labels"][i])
+            st.image(digit_image(image, CANVAS), width=CANVAS,
+                     caption=f"Test digit #{int(sample['index'][i])}, labelled {truth}")
+        empty_message = "The bundled test digits are missing, so there is no example to show."
+
+result = None
+with right:
+    if image is None:
+        st.info(empty_message, icon=":material/draw:")
+    else:
+        try:
+            result = predict_image(image, loaded)
+        except NoDigit as e:
+            st.info(str(e), icon=":material/draw:")
+        except ImageError as e:
+            st.error(f"That image was refused: {e}", icon=":material/block:")
+
+if result is not None:
+    digits = {n: p["digit"] for n, p in result["predictions"].items()}
+    count = {1: "The model", 2: "Both models", 3: "All three models"}.get(len(digits), f"All {len(digits)} models")
+    label = f" The label says {truth}." if truth is not None else ""
+    with right:
+        if len(set(digits.values())) == 1:
+            st.success(f"{count} agree: it's a **{next(iter(digits.values()))}**.{label}",
+                       icon=":material/check_circle:")
+        else:
+            said = ", ".join(f"{SHORT[n]} says **{d}**" for n, d in digits.items())
+            st.warning(f"The models disagree: {said}.{label}", icon=":material/help:")
+        for col, (name, p) in zip(st.columns(len(digits)), result["predictions"].items()):
+            with col.container(border=True):
+                confidence = float(p["probs"][p["digit"]])
+                sure = f"{confidence:.1%}" if confidence < 0.9995 else ">99.9%"  # never a rounded-up 100%
+                st.metric(TITLES[name], p["digit"], delta=f"{sure} sure", delta_color="off",
+                          delta_arrow="off")
+                st.plotly_chart(probability_chart(name, p["probs"], height=190, true_digit=truth), width="stretch",
+                                key=f"probs-{name}", config={"displayModeBar": False})
+        seen, text = st.columns([1, 3], vertical_alignment="center")
+        seen.image(digit_image(result["image"], 140), width=140)
+        text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "
+                      "pixels, centred by its centre of mass in a 28×28 frame and its stroke evened out: the "
+                      "recipe used to make MNIST, so a drawing looks like the digits the models learnt from.")

@@ -1,0 +1,47 @@
+"""Home: what the project is, each model's test accuracy against its write-up, and where to go next."""
+
+import streamlit as st
+
+from common import (MODEL_NAMES, TITLES, WRITEUP, artifacts_caption, load_per_model, require_artifacts,
+                    show_accuracy_table)
+
+st.title("MNIST: three models, side by side")
+st.markdown(
+    "Three handwritten-digit classifiers — a neural network written from scratch in NumPy, the same network "
+    "in Keras, and a LeNet-5 convolutional network — learn from the same 55,000 MNIST digits and are tested on "
+    "the same 10,000 they never saw. This dashboard shows how each one learns, where and why each one fails, "
+    "and lets you draw a digit for all three to read."
+)
+
+require_artifacts()
+metrics = load_per_model("metrics")
+if metrics:
+    cols = st.columns(len(metrics))
+    for col, (name, m) in zip(cols, metrics.items()):
+        diff = 100 * (m["test_accuracy"] - WRITEUP[name])
+        col.metric(
+            TITLES[name],
+            f"{100 * m['test_accuracy']:.2f}%",
+            delta=f"{diff:+.2f} pp vs write-up ({100 * WRITEUP[name]:.2f}%)",
+            delta_color="normal" if abs(diff) >= 0.005 else "off",
+            border=True,
+            help=f"{m['errors']:,} of {m['test_size']:,} test digits wrong",
+        )
+    st.subheader("Accuracy on the 10,000 test digits")
+    show_accuracy_table(metrics)
+    artifacts_caption()
+
+st.subheader("Explore")
+LINKS = [
+    ("views/dataset.py", "Dataset", ":material/grid_view:", "Sample digits, class balance and the average digit."),
+    ("views/training.py", "Training", ":material/show_chart:", "Loss and accuracy per epoch, epoch times, settings."),
+    ("views/results.py", "Results", ":material/leaderboard:", "Per-digit accuracy, confusion matrices, agreement."),
+    ("views/misclassified.py", "Misclassified", ":material/image_search:", "Every test digit a model got wrong."),
+    ("views/draw.py", "Draw", ":material/draw:", "Draw a digit and watch all three models read it."),
+]
+for col, (page, label, icon, text) in zip(st.columns(len(LINKS)), LINKS):
+    with col.container(border=True, height="stretch"):
+        st.page_link(page, label=label, icon=icon)
+        st.caption(text)
+if len(metrics) < len(MODEL_NAMES):
+    st.caption("Pages show what the artifacts that exist allow; the messages above say how to create the rest.")
