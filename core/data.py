@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:  # gzip raises these on truncated or corrupt streams
+    except (OSError, EOFError, zlib.error) as e:  # gzip raises these on truncated or corrupt streams
         raise DataError(f"{path}: cannot be read ({e}); the file is corrupt or truncated.") from e
     if len(raw) < 8:
         raise DataError(f"{path}: only {len(raw)} bytes, too short for an IDX header.")
@@ -109,23 +110,40 @@ def _load_folder(folder: Path):
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
-def load_mnist(data_dir: str | os.PathLike | None = None):
-    """Return ``(x_train, y_train), (x_test, y_test)`` as uint8, like Keras's loader."""
+def keras_cache() -> Path:
+    """Where ``keras.datasets.mnist.load_data()`` keeps its download."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True):
+    """Return ``(x_train, y_train), (x_test, y_test)`` as uint8, like Keras's loader.
+
+    ``download=False`` never imports Keras: it reads only a folder or Keras's cached file.
+    """
     folder = data_dir or os.environ.get(ENV_VAR)
     if folder:
         return _load_folder(Path(folder).expanduser())
-    try:  # Keras caches in ~/.keras/datasets/mnist.npz, downloading it the first time
+    cache = keras_cache()
+    if cache.is_file():  # read with NumPy: no TensorFlow start-up just to open a file
+        try:
+            with np.load(cache, allow_pickle=False) as f:
+                return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+        except (OSError, ValueError, KeyError, EOFError) as e:
+            raise DataError(f"{cache}: Keras's cached MNIST is corrupt ({e}); delete it or {how_to_point()}") from e
+    if not download:
+        raise DataError(f"No MNIST data found. {how_to_point()}")
+    try:  # downloads to the cache above
         from keras.datasets import mnist
 
         return mnist.load_data()
-    except Exception as e:  # no network, no cache: say how to fix it
+    except Exception as e:  # no network: say how to fix it
         raise DataError(f"No MNIST data found and the Keras download failed ({e}). {how_to_point()}") from e
 
 
-def find_mnist(data_dir=None):
+def find_mnist(data_dir=None, download: bool = True):
     """Like ``load_mnist`` but returns None instead of raising when nothing can be found."""
     try:
-        return load_mnist(data_dir)
+        return load_mnist(data_dir, download)
     except DataError:
         return None
 

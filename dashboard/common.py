@@ -193,29 +193,20 @@ def models() -> tuple[dict, dict[str, str]]:
 
 
 # --- the full dataset, when it is here ----------------------------------------------------------
-def _keras_cache() -> Path:
-    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
-
-
 @st.cache_resource(show_spinner="Reading the MNIST dataset…", max_entries=2)
-def _full_data(mnist_dir: str | None, keras_cache: str, stamp):
+def _full_data(mnist_dir: str | None, stamp):
     """Found the way ``core.data`` finds it, without its download (and so without importing Keras)."""
-    if mnist_dir:
-        from core.data import find_mnist
+    from core.data import find_mnist
 
-        return find_mnist(mnist_dir)
-    try:
-        with np.load(keras_cache, allow_pickle=False) as f:
-            return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
+    return find_mnist(mnist_dir, download=False)
 
 
 def full_data():
     """``((x_train, y_train), (x_test, y_test))`` as uint8, or None when the dataset is not here."""
+    from core.data import keras_cache
+
     mnist_dir = os.environ.get("MNIST_DIR") or None
-    cache = _keras_cache()
-    return _full_data(mnist_dir, str(cache), None if mnist_dir else _stamp(cache))
+    return _full_data(mnist_dir, None if mnist_dir else _stamp(keras_cache()))
 
 
 # --- pictures -------------------------------------------------------------------------------------

@@ -119,3 +119,23 @@ def test_validation_split_is_fixed_and_disjoint(mnist):
     sub_train, sub_val, _ = splits(mnist, subset=1000, seed=3)
     assert len(sub_train) == 1000
     np.testing.assert_array_equal(sub_val.x, val.x[: len(sub_val)])  # validation never mixes with training
+
+
+def test_keras_cache_is_read_without_keras(tmp_path):
+    """With no folder given, Keras's cached mnist.npz is read by NumPy; download=False never imports Keras."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "datasets" / "mnist.npz"
+    cache.parent.mkdir()
+    z = np.zeros
+    np.savez(cache, x_train=z((3, 28, 28), np.uint8), y_train=z(3, np.uint8), x_test=z((2, 28, 28), np.uint8), y_test=z(2, np.uint8))
+    code = (
+        "import sys; from core.data import find_mnist, load_mnist; d = load_mnist(download=False);"
+        "print(d[0][0].shape, d[1][1].shape, 'keras' in sys.modules);"
+        "import os; os.remove(os.environ['KERAS_HOME'] + '/datasets/mnist.npz'); print(find_mnist(download=False))"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MNIST_DIR"} | {"KERAS_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=__import__("pathlib").Path(__file__).parent.parent)
+    assert out.stdout.split("\n")[:2] == ["(3, 28, 28) (2,) False", "None"], out.stderr
