@@ -1,0 +1,101 @@
+"""Read a digit from an image with all three models: ``predict_image`` and ``python -m core.predict``.
+
+    from core import load_models
+    from core.predict import predict_image
+    result = predict_image(canvas_rgba_or_bytes_or_path, load_models())
+    result["image"]                                # float32 (28, 28): what the models saw
+    result["predictions"]["lenet"]["digit"]        # int; ["probs"] is float (10,)
+
+    python -m core.predict IMAGE [IMAGE ...] [--json] [--artifacts DIR]
+
+The command prints each model's digit and confidence for every image, or with ``--json``
+one JSON object per line. A file that cannot be read or holds no digit gets an error of
+its own and never stops the others; the exit status is 1 if any image failed, 2 if the
+models could not be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+from core.preprocess import ImageError, NoDigit, read_image, to_mnist
+
+__all__ = ["predict_image", "agreement", "main"]
+
+
+def predict_image(image, models: dict) -> dict:
+    """Preprocess one image and ask every model; raises NoDigit or ImageError.
+
+    ``image`` is an array (anything ``to_mnist`` takes) or a file as bytes or a path.
+    Returns {"image": float32 (28, 28), "predictions": {name: {"digit": int, "probs": (10,)}}}
+    in the models' order. Keeps no state, so concurrent sessions may share the models.
+    """
+    if isinstance(image, (bytes, bytearray, memoryview, str, os.PathLike)):
+        image = read_image(image)
+    x = to_mnist(image)
+    predictions = {}
+    for name, model in models.items():
+        probs = np.asarray(model.predict_proba(x[None]), np.float64)[0]
+        predictions[name] = {"digit": int(probs.argmax()), "probs": probs}
+    return {"image": x, "predictions": predictions}
+
+
+def agreement(result: dict) -> int | None:
+    """The digit every model chose, or None if they disagree."""
+    digits = {p["digit"] for p in result["predictions"].values()}
+    return digits.pop() if len(digits) == 1 else None
+
+
+def _as_json(path: str, result: dict) -> dict:
+    return {"path": path, "predictions": {
+        name: {"digit": p["digit"], "probs": [round(float(v), 6) for v in p["probs"]]}
+        for name, p in result["predictions"].items()}}
+
+
+def _as_text(path: str, result: dict) -> str:
+    from core.models import TITLES
+
+    lines = [f"{path}:"]
+    for name, p in result["predictions"].items():
+        lines.append(f"  {TITLES.get(name, name):<26} {p['digit']}  ({p['probs'][p['digit']]:.1%})")
+    agreed = agreement(result)
+    lines.append(f"  all models agree: {agreed}" if agreed is not None else "  the models disagree")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m core.predict", description="Read the digit in each image with all three models.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, GIF, BMP, WebP or TIFF files, any size or polarity")
+    p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "predictions"} or {"path", "error"}')
+    p.add_argument("--artifacts", metavar="DIR", help="trained models (default: artifacts/)")
+    args = p.parse_args(argv)
+
+    from core import ArtifactError, load_models
+
+    try:
+        models = load_models(args.artifacts)
+    except ArtifactError as e:
+        print(f"error: cannot load the models: {e}", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in args.images:
+        try:
+            result = predict_image(path, models)
+        except (ImageError, NoDigit) as e:
+            failed += 1
+            if args.json:
+                print(json.dumps({"path": path, "error": str(e)}), flush=True)
+            else:
+                print(f"{path}: {e}", file=sys.stderr, flush=True)
+            continue
+        print(json.dumps(_as_json(path, result)) if args.json else _as_text(path, result), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
