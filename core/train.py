@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from core import artifacts
+from core.augment import Augment
 from core.data import DataError, checksum, load_mnist, splits
 from core.metrics import accuracy, confusion, cross_entropy, per_class_accuracy
 from core.models import MODELS, model_class
@@ -121,6 +122,7 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
             manifest.setdefault("models", {})[name] = {
                 "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "subset": subset, "epochs": len(model.history), "seed": seed,
+                "augmentation": dataclasses.asdict(Augment()) if model.settings.augment else None,
             }
         write_sample(stage, data, seed)
         manifest |= {
