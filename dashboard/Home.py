@@ -10,6 +10,8 @@ for path in (HERE.parent, HERE):  # `import core` and `import common`, however S
 
 import streamlit as st
 
+import session_models  # noqa: F401  (on import: stops Streamlit clearing Keras's state under live training)
+
 st.set_page_config(page_title="MNIST model comparison", page_icon=":material/pin:", layout="wide")
 
 PAGES = [
@@ -20,6 +22,8 @@ PAGES = [
     st.Page(HERE / "views/misclassified.py", title="Misclassified", icon=":material/image_search:",
             url_path="misclassified"),
     st.Page(HERE / "views/draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page(HERE / "views/train_live.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page(HERE / "views/inside.py", title="Inside", icon=":material/neurology:", url_path="inside"),
 ]
 
 st.navigation(PAGES, position="top").run()

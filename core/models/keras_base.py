@@ -26,7 +26,7 @@ class _Progress(keras.callbacks.Callback):
         self.owner, self.steps, self.on_batch = owner, steps, on_batch
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch % 50 == 49 and self.on_batch((batch + 1) / self.steps) is False:
+        if batch % 10 == 9 and self.on_batch((batch + 1) / self.steps) is False:
             self.owner._stopped = True
             self.model.stop_training = True
 

@@ -114,7 +114,7 @@ class NumpyMLP(Classifier):
             total_loss -= np.log(np.maximum(p[np.arange(len(yb)), yb], 1e-7)).sum()
             correct += (p.argmax(1) == yb).sum()
             self.step(self.backward(p, cache, yb), lr)
-            if on_batch is not None and i % 50 == 49 and on_batch((start + bs) / len(x)) is False:
+            if on_batch is not None and i % 10 == 9 and on_batch((start + bs) / len(x)) is False:
                 self._stopped = True
                 break
         seen = min(len(x), start + bs)

@@ -1,0 +1,213 @@
+"""Train a model in a background thread and watch it learn: the engine of the dashboard's Train page.
+
+    job = TrainingJob.start("lenet", {"epochs": 3, "lr": 2e-3}, subset=5000, data=load_mnist())
+    job.progress()        # {"state": "running", "epoch": 1, "fraction": 0.4, "history": [...], ...}
+    job.stop()            # finishes the current batch, keeps what was learnt
+    job.wait()            # -> the finished job; job.model, job.metrics, job.predictions, job.misclassified
+
+Training goes through the models' own ``fit`` (the loop ``python -m core.train`` uses),
+with ``on_epoch``/``on_batch`` callbacks that record progress and ask to stop. Nothing
+here saves anything: a job's model lives only as long as whoever holds the job.
+Limits keep a small shared machine alive: ``MAX_SUBSET`` training images,
+``MAX_EPOCHS`` epochs and ``MAX_JOBS`` jobs training at once in this process; a request
+over them raises ``LimitError`` saying what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+
+from core.data import DataError, find_mnist, how_to_point, splits
+from core.models import MODELS, TITLES, model_class
+
+MAX_SUBSET = 20_000  # training images per job
+MIN_SUBSET = 100
+MAX_EPOCHS = 10
+MAX_JOBS = 2  # jobs training at the same time in one server process
+BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+TUNABLE = ("epochs", "batch_size", "lr", "augment", "seed")
+
+_running = threading.BoundedSemaphore(MAX_JOBS)
+
+
+class LimitError(ValueError):
+    """A training request is over this server's limits; the message says which and what is allowed."""
+
+
+def check_request(model_name: str, overrides: dict, subset: int) -> None:
+    """Raise LimitError (or KeyError for an unknown model) if a request cannot be run here."""
+    if model_name not in MODELS:
+        raise KeyError(f"unknown model {model_name!r}; choose from {', '.join(MODELS)}")
+    unknown = set(overrides) - set(TUNABLE)
+    if unknown:
+        raise LimitError(f"cannot set {', '.join(sorted(unknown))} here; adjustable: {', '.join(TUNABLE)}.")
+    if not MIN_SUBSET <= subset <= MAX_SUBSET:
+        raise LimitError(
+            f"Training-set size {subset:,} is outside this server's limit of {MIN_SUBSET:,} to {MAX_SUBSET:,} images. "
+            f"For the full 55,000, train on your own machine: python -m core.train"
+        )
+    epochs = overrides.get("epochs", 1)
+    if not 1 <= epochs <= MAX_EPOCHS:
+        raise LimitError(
+            f"{epochs} epochs is outside this server's limit of 1 to {MAX_EPOCHS}. "
+            f"For longer runs, train on your own machine: python -m core.train --epochs N"
+        )
+    bs = overrides.get("batch_size", 128)
+    if bs not in BATCH_SIZES:
+        raise LimitError(f"batch size {bs} is not offered here; choose from {', '.join(map(str, BATCH_SIZES))}.")
+    lr = overrides.get("lr", 1e-3)
+    if not 0 < lr <= 1:
+        raise LimitError(f"learning rate {lr} is outside (0, 1].")
+
+
+class TrainingJob:
+    """One model training in its own thread; every method is safe to call from any thread."""
+
+    def __init__(self, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None):
+        overrides = dict(overrides or {})
+        overrides.setdefault("epochs", 3)
+        check_request(model_name, overrides, subset)
+        self.model_name, self.title, self.subset = model_name, TITLES[model_name], int(subset)
+        cls = model_class(model_name)
+        self.settings = dataclasses.replace(cls.Settings(), **overrides)
+        # Built here, in the caller's thread, not in the training thread: Keras names layers from
+        # global state that a Streamlit rerun may reset at any moment (see dashboard/session_models.py),
+        # and a construction error is better raised to the caller than reported later.
+        self._model = cls(self.settings)
+        self._data, self._data_dir = data, data_dir
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._state = "starting"
+        self._message = "Loading data…"
+        self._epoch_fraction = 0.0
+        self._history: list[dict] = []
+        self._error: str | None = None
+        self._started = self._finished = None
+        self.model = self.metrics = self.predictions = self.misclassified = None
+        self.train_size = self.val_size = None
+        self._thread = threading.Thread(target=self._run, name=f"train-{model_name}", daemon=True)
+
+    @classmethod
+    def start(cls, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None) -> "TrainingJob":
+        """Check the request, take one of the ``MAX_JOBS`` training slots and start; raises LimitError."""
+        job = cls(model_name, overrides, subset, data, data_dir)
+        if not _running.acquire(blocking=False):
+            raise LimitError(
+                f"{MAX_JOBS} models are already training on this server, the most it runs at once. "
+                "Try again in a minute, when one has finished."
+            )
+        job._started = time.time()
+        job._thread.start()
+        return job
+
+    # --- read from the page ------------------------------------------------------------------
+    @property
+    def epochs(self) -> int:
+        return self.settings.epochs
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def history(self) -> list[dict]:
+        with self._lock:
+            return [dict(r) for r in self._history]
+
+    def progress(self) -> dict:
+        """A snapshot: state ("starting", "running", "stopping", "evaluating", "done", "stopped",
+        "error"), epoch (completed), epochs, fraction (of the whole run, 0-1), history, message, error."""
+        with self._lock:
+            done_epochs = len(self._history)
+            fraction = 1.0 if self._state in ("done", "stopped") else min(
+                1.0, (done_epochs + self._epoch_fraction) / max(self.epochs, 1))
+            return {
+                "state": self._state,
+                "epoch": done_epochs,
+                "epochs": self.epochs,
+                "fraction": fraction,
+                "history": [dict(r) for r in self._history],
+                "message": self._message,
+                "error": self._error,
+                "seconds": (self._finished or time.time()) - (self._started or time.time()),
+            }
+
+    def stop(self) -> None:
+        """Ask training to stop after the current batch; the model keeps what it has learnt."""
+        self._stop.set()
+        with self._lock:
+            if self._state in ("starting", "running"):
+                self._state, self._message = "stopping", "Stopping after the current batch…"
+
+    def wait(self, timeout: float | None = None) -> "TrainingJob":
+        self._done.wait(timeout)
+        return self
+
+    # --- the thread ----------------------------------------------------------------------------
+    def _set(self, **kw) -> None:
+        with self._lock:
+            for k, v in kw.items():
+                setattr(self, "_" + k, v)
+
+    def _on_batch(self, fraction: float):
+        self._set(epoch_fraction=float(fraction))
+        return not self._stop.is_set()
+
+    def _on_epoch(self, record: dict):
+        with self._lock:
+            self._history.append(dict(record))
+            self._epoch_fraction = 0.0
+            if self._state == "running":
+                self._message = f"Epoch {record['epoch']} of {self.epochs} done."
+        return not self._stop.is_set()
+
+    def _run(self) -> None:
+        try:
+            data = self._data if self._data is not None else find_mnist(self._data_dir)
+            if data is None:
+                raise DataError(f"No MNIST data found. {how_to_point()}")
+            train, val, test = splits(data, subset=self.subset, seed=self.settings.seed)
+            self.train_size, self.val_size = len(train), len(val)
+            if self._stop.is_set():
+                self._set(state="stopped", message="Stopped before training began.")
+                return
+            self._set(state="running", message=f"Training on {len(train):,} images…")
+            model = self._model
+            model.fit(train, val, epochs=self.settings.epochs, on_epoch=self._on_epoch, on_batch=self._on_batch)
+            stopped = self._stop.is_set()
+            self._set(state="evaluating", message="Testing on the 10,000 test digits…")
+            from core.train import evaluate
+
+            metrics, predictions, misclassified = evaluate(model, test)
+            metrics |= {
+                "train_seconds": time.time() - self._started,
+                "epochs": len(model.history),
+                "train_size": len(train),
+            }
+            self.model, self.metrics, self.predictions, self.misclassified = model, metrics, predictions, misclassified
+            self._set(
+                state="stopped" if stopped else "done",
+                message=(f"{'Stopped' if stopped else 'Finished'} after {len(model.history)} epoch(s): "
+                         f"test accuracy {metrics['test_accuracy']:.2%}."),
+            )
+        except Exception as e:  # shown on the page; the thread must never die silently
+            logging.getLogger(__name__).exception("training %s failed", self.model_name)
+            self._set(state="error", error=f"{type(e).__name__}: {e}", message="Training failed.")
+        finally:
+            self._set(finished=time.time())
+            _running.release()
+            self._done.set()
+
+
+def running() -> int:
+    """How many jobs are training in this process now."""
+    return MAX_JOBS - slots_free()
+
+
+def slots_free() -> int:
+    """How many more jobs could start now in this process (0 to MAX_JOBS)."""
+    return _running._value  # BoundedSemaphore keeps its count here; read-only use
