@@ -254,8 +254,12 @@ def montage(images, ncols: int, scale: int = 3, gap: int = 4, row_labels=None, c
 
 
 # --- numbers every page agrees on -----------------------------------------------------------------
-def accuracy_table(metrics: dict[str, dict]) -> pd.DataFrame:
-    """One row per model: the figures the Home and Results pages show."""
+def accuracy_table(metrics: dict[str, dict], session=()) -> pd.DataFrame:
+    """One row per model: the figures the Home and Results pages show.
+
+    ``session``: this session's own models (``session_models.all().values()``), one row each after the
+    committed ones, labelled "(this session)"; they have no write-up, so those two cells are NaN (shown "—").
+    """
     rows = []
     for name, m in metrics.items():
         acc = 100 * m["test_accuracy"]
@@ -269,15 +273,48 @@ def accuracy_table(metrics: dict[str, dict]) -> pd.DataFrame:
             "Write-up": 100 * WRITEUP[name],
             "Difference": acc - 100 * WRITEUP[name],
         })
+    for entry in session:
+        m = entry.metrics or {}
+        try:
+            rows.append({
+                "Model": session_title(entry),
+                "Test accuracy": 100 * float(m["test_accuracy"]),
+                "Errors": int(m["errors"]),
+                "Parameters": int(m["params"]),
+                "Training time": float(m["train_seconds"]),
+                "Inference per image": 1000 * float(m["inference_ms_per_image"]),
+                "Write-up": np.nan,
+                "Difference": np.nan,
+            })
+        except (KeyError, TypeError, ValueError):  # an incomplete entry is left out, never a traceback
+            continue
     return pd.DataFrame(rows)
 
 
-def show_accuracy_table(metrics: dict[str, dict]) -> pd.DataFrame:
-    df = accuracy_table(metrics)
-    test_size = max((int(m["test_size"]) for m in metrics.values()), default=10_000)
+def session_title(entry) -> str:
+    """How a model trained in this session is named wherever it sits beside the committed ones."""
+    return f"{entry.label} (this session)"
+
+
+def show_accuracy_table(metrics: dict[str, dict], session=()) -> pd.DataFrame:
+    df = accuracy_table(metrics, session)
+    sizes = [m.get("test_size") for m in [*metrics.values(), *(e.metrics or {} for e in session)]]
+    test_size = max((int(s) for s in sizes if isinstance(s, (int, float))), default=10_000)
     minutes = df["Training time"].max() >= 120
+    shown = df.assign(**{"Training time": df["Training time"] / 60}) if minutes else df
+    writeup = {"Write-up": ("Write-up", "%.2f%%", "{:.2f}%", "Test accuracy reported in the original write-up"),
+               "Difference": ("vs write-up", "%+.2f pp", "{:+.2f} pp",
+                              "Percentage points above (+) or below (-) the write-up")}
+    if len(df) > len(metrics):  # this session's models have no write-up: those cells read "—", as text
+        shown = shown.assign(**{c: [f.format(v) if pd.notna(v) else "—" for v in shown[c]]
+                                for c, (_, _, f, _) in writeup.items()})
+        writeup_config = {c: st.column_config.TextColumn(label, help=help_, alignment="right")
+                          for c, (label, _, _, help_) in writeup.items()}
+    else:
+        writeup_config = {c: st.column_config.NumberColumn(label, format=fmt, help=help_)
+                          for c, (label, fmt, _, help_) in writeup.items()}
     st.dataframe(
-        df.assign(**{"Training time": df["Training time"] / 60}) if minutes else df,
+        shown,
         hide_index=True,
         width="stretch",
         column_config={
@@ -292,12 +329,12 @@ def show_accuracy_table(metrics: dict[str, dict]) -> pd.DataFrame:
             "Inference per image": st.column_config.NumberColumn(
                 "Inference / image", format="%.1f µs", help="Whole test set in one batch, divided by its size"
             ),
-            "Write-up": st.column_config.NumberColumn("Write-up", format="%.2f%%",
-                                                      help="Test accuracy reported in the original write-up"),
-            "Difference": st.column_config.NumberColumn("vs write-up", format="%+.2f pp",
-                                                        help="Percentage points above (+) or below (-) the write-up"),
+            **writeup_config,
         },
     )
+    if len(df) > len(metrics):
+        st.caption("Rows marked *(this session)* are the models you trained on the Train page: they last until "
+                   "you close this tab and have no write-up to compare with.")
     return df
 
 
@@ -417,8 +454,8 @@ def majority_vote(preds: dict[str, dict], metrics: dict[str, dict]) -> np.ndarra
     return np.where(counts.max(0) >= 2, vote, stacked[0])
 
 
-def probability_chart(name: str, probs, height: int = 230, true_digit: int | None = None):
-    """The ten probabilities of one model as bars, its answer in the model's colour."""
+def probability_chart(name: str, probs, height: int = 230, true_digit: int | None = None, color: str | None = None):
+    """The ten probabilities of one model as bars, its answer in the model's colour (or ``color``)."""
     import plotly.graph_objects as go
 
     probs = np.asarray(probs, dtype=float)
@@ -426,7 +463,7 @@ def probability_chart(name: str, probs, height: int = 230, true_digit: int | Non
     ticks = [f"<b>{d} ✓</b>" if d == true_digit else str(d) for d in range(10)]
     fig = go.Figure(go.Bar(
         x=list(range(10)), y=probs,
-        marker_color=[COLORS[name] if d == top else "rgba(127,127,127,0.45)" for d in range(10)],
+        marker_color=[(color or COLORS[name]) if d == top else "rgba(127,127,127,0.45)" for d in range(10)],
         text=[(f"{p:.0%}" if p < 0.995 else ">99%") if p >= 0.1 or d == top else "" for d, p in enumerate(probs)],
         textposition="outside",
         cliponaxis=False, constraintext="none", textfont=dict(size=12),

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+import session_models
 from common import (SHORT, TITLES, digit_image, models, probability_chart, require_artifacts,
                     show_artifact_error, try_load)
 from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
@@ -15,6 +16,7 @@ from core.predict import predict_image
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 SOURCES = ["Draw", "Upload an image", "Test-set example"]
 CANVAS = 280
+DRAWN_KEY = "drawn_digit"  # the Inside page offers the last digit read here as "Your drawing"
 
 st.title("Draw a digit")
 st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models read it as soon as you lift "
@@ -59,7 +61,7 @@ with left:
                      caption=f"Test digit #{int(sample['index'][i])}, labelled {truth}")
         empty_message = "The bundled test digits are missing, so there is no example to show."
 
-result = None
+result, yours = None, {}
 with right:
     if image is None:
         st.info(empty_message, icon=":material/draw:")
@@ -70,6 +72,26 @@ with right:
             st.info(str(e), icon=":material/draw:")
         except ImageError as e:
             st.error(f"That image was refused: {e}", icon=":material/block:")
+    if result is not None:
+        if source != "Test-set example":  # a test digit is not the visitor's own
+            st.session_state[DRAWN_KEY] = result["image"]
+        # This session's own models read the same 28x28 image; one that fails is left out, never a traceback.
+        for entry in session_models.all().values():
+            try:
+                probs = np.asarray(entry.model.predict_proba(result["image"][None]), np.float64)[0]
+            except Exception:  # noqa: BLE001 - a broken session model must not break the page
+                continue
+            yours[entry.key] = (entry, {"digit": int(probs.argmax()), "probs": probs})
+
+
+def card(title: str, name: str, p: dict, key: str, color: str | None = None) -> None:
+    with st.container(border=True):
+        confidence = float(p["probs"][p["digit"]])
+        sure = f"{confidence:.1%}" if confidence < 0.9995 else ">99.9%"  # never a rounded-up 100%
+        st.metric(title, p["digit"], delta=f"{sure} sure", delta_color="off", delta_arrow="off")
+        st.plotly_chart(probability_chart(name, p["probs"], height=190, true_digit=truth, color=color),
+                        width="stretch", key=f"probs-{key}", config={"displayModeBar": False})
+
 
 if result is not None:
     digits = {n: p["digit"] for n, p in result["predictions"].items()}
@@ -83,13 +105,17 @@ if result is not None:
             said = ", ".join(f"{SHORT[n]} says **{d}**" for n, d in digits.items())
             st.warning(f"The models disagree: {said}.{label}", icon=":material/help:")
         for col, (name, p) in zip(st.columns(len(digits)), result["predictions"].items()):
-            with col.container(border=True):
-                confidence = float(p["probs"][p["digit"]])
-                sure = f"{confidence:.1%}" if confidence < 0.9995 else ">99.9%"  # never a rounded-up 100%
-                st.metric(TITLES[name], p["digit"], delta=f"{sure} sure", delta_color="off",
-                          delta_arrow="off")
-                st.plotly_chart(probability_chart(name, p["probs"], height=190, true_digit=truth), width="stretch",
-                                key=f"probs-{name}", config={"displayModeBar": False})
+            with col:
+                card(TITLES[name], name, p, name)
+        if yours:
+            st.caption("**Your models (this session)**, trained on the Train page. The banner above is about "
+                       "the committed models only.")
+            row = max(3, len(digits))
+            entries = list(yours.values())
+            for start in range(0, len(entries), row):
+                for col, (entry, p) in zip(st.columns(row), entries[start:start + row]):
+                    with col:
+                        card(entry.label, entry.name, p, entry.key, entry.color)
         seen, text = st.columns([1, 3], vertical_alignment="center")
         seen.image(digit_image(result["image"], 140), width=140)
         text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import session_models
 from common import (MODEL_NAMES, TITLES, WRITEUP, artifacts_caption, load_per_model, require_artifacts,
                     show_accuracy_table)
 
@@ -28,7 +29,7 @@ if metrics:
             help=f"{m['errors']:,} of {m['test_size']:,} test digits wrong",
         )
     st.subheader("Accuracy on the 10,000 test digits")
-    show_accuracy_table(metrics)
+    show_accuracy_table(metrics, session_models.all().values())
     artifacts_caption()
 
 st.subheader("Explore")

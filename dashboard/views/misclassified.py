@@ -3,11 +3,14 @@ every digit; filters by model, true digit and predicted digit, sorting by confid
 at any one digit's probabilities.
 """
 
+import hashlib
+
 import numpy as np
 import streamlit as st
 
-from common import (SHORT, TITLES, digit_image, load_per_model, mistakes, probability_chart,
-                    require_artifacts, same_labels)
+import session_models
+from common import (SHORT, TITLES, digit_image, load_per_model, mistakes, probability_chart, require_artifacts,
+                    same_labels, session_title)
 
 PAGE_SIZE = 30
 CARD = {"numpy_mlp": "NumPy", "keras_mlp": "Keras", "lenet": "LeNet"}  # short enough for a card line
@@ -36,21 +39,49 @@ if not same_labels({n: preds[n] for n in names}):
              "python -m core.train", icon=":material/error:")
     st.stop()
 
+# This session's own models (Train page) join when their predictions are on the same test set.
+committed = names
+short, title, card_name, color = dict(SHORT), dict(TITLES), dict(CARD), {}
+yours, skipped = [], []
+for entry in session_models.all().values():
+    p, w = entry.predictions, entry.misclassified
+    try:
+        usable = (p is not None and w is not None and np.array_equal(p["label"], preds[names[0]]["label"])
+                  and len(w["index"]) == len(w["image"]) and len(p["pred"]) == len(p["label"])
+                  and np.shape(p["probs"]) == (len(p["label"]), 10))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        usable = False
+    if not usable:
+        skipped.append(entry.label)
+        continue
+    preds[entry.key], wrong[entry.key] = p, w
+    short[entry.key], title[entry.key], card_name[entry.key] = entry.label, session_title(entry), entry.label
+    color[entry.key] = entry.color
+    yours.append(entry.key)
+names = committed + yours
+if yours:
+    st.caption(f"Your models from this session ({', '.join(short[k] for k in yours)}) are in the filter below, "
+               "and their answers are on every card after the committed models'.")
+if skipped:
+    st.caption(f"{', '.join(skipped)}: no predictions on this test set, so not shown here.")
+
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def table(_preds, _wrong, key):
     return mistakes(_preds, _wrong)
 
 
-key = tuple((n, len(wrong[n]["index"]), int(wrong[n]["index"].sum())) for n in names)
+key = tuple((n, len(wrong[n]["index"]), int(wrong[n]["index"].sum()),
+             hashlib.blake2b(np.ascontiguousarray(preds[n]["pred"]).tobytes(), digest_size=8).hexdigest()
+             if n in yours else None) for n in names)
 df, images = table({n: preds[n] for n in names}, {n: wrong[n] for n in names}, key)
 
 # --- filters --------------------------------------------------------------------------------------
 with st.container(border=True):
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    chosen = c1.pills("Mistakes made by", names, default=names, selection_mode="multi", format_func=SHORT.get,
+    chosen = c1.pills("Mistakes made by", names, default=committed, selection_mode="multi", format_func=short.get,
                       key="models", help="Show the digits that any of these models got wrong")
-    all_wrong = c2.toggle(f"Only digits all {len(names)} models get wrong",
+    all_wrong = c2.toggle(f"Only digits all {len(committed)} {'committed ' if yours else ''}models get wrong",
                           value=st.query_params.get("all_wrong") == "1", key="all_wrong")
     c1, c2 = st.columns(2)
     true_digits = c1.pills("True digit", DIGITS, selection_mode="multi", key="true", help="None selected: all")
@@ -61,7 +92,7 @@ with st.container(border=True):
 if not chosen and not all_wrong:
     st.info("Pick at least one model above.", icon=":material/touch_app:")
     st.stop()
-models = names if all_wrong else chosen
+models = committed if all_wrong else chosen
 wrong_any = np.zeros(len(df), bool)
 wrong_all = np.ones(len(df), bool)
 conf = np.zeros(len(df))
@@ -98,7 +129,7 @@ def answer(n, row) -> str:
     pred, p = int(row[f"pred_{n}"]), float(row[f"conf_{n}"])
     colour, mark = ("red", "✗") if row[f"wrong_{n}"] else ("green", "✓")
     sure = f"{p:.0%}" if p < 0.995 else ">99%"  # never a rounded-up 100%
-    return f":{colour}[{mark} {CARD[n]} **{pred}** ({sure})]"
+    return f":{colour}[{mark} {card_name[n]} **{pred}** ({sure})]"
 
 
 # --- the gallery: fixed-width cards that wrap, so it works at any window width --------------------------
@@ -116,11 +147,14 @@ pick = st.selectbox("Test digit", rows["index"].tolist(), key="inspect",
 row = df.loc[df["index"] == pick].iloc[0]
 left, right = st.columns([1, 4], vertical_alignment="center")
 left.image(digit_image(images[int(pick)], 168), caption=f"True digit: {int(row['label'])}", width=168)
-for col, n in zip(right.columns(len(names)), names):
-    with col:
-        st.markdown(answer(n, row))
-        st.caption(TITLES[n])
-        st.plotly_chart(probability_chart(n, preds[n]["probs"][int(pick)].astype(float), true_digit=int(row["label"])),
-                        width="stretch", key=f"probs-{n}", config={"displayModeBar": False})
+per_row = min(len(names), 3)  # the committed models, then this session's, three to a row
+for start in range(0, len(names), per_row):
+    for col, n in zip(right.columns(per_row), names[start:start + per_row]):
+        with col:
+            st.markdown(answer(n, row))
+            st.caption(title[n])
+            chart = probability_chart(n, preds[n]["probs"][int(pick)].astype(float), true_digit=int(row["label"]),
+                                      color=color.get(n))
+            st.plotly_chart(chart, width="stretch", key=f"probs-{n}", config={"displayModeBar": False})
 st.caption("Bars: each model's probability for each digit; the coloured bar is its answer and ✓ marks the "
            "true digit. Two tall bars mean the model hesitated between them.")

@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+import session_models
 from common import (COLORS, SHORT, TITLES, agreement_breakdown, artifacts_caption, load_per_model,
                     heatmap, majority_vote, require_artifacts, same_labels, shared_errors, show_accuracy_table,
                     top_confusions)
@@ -19,7 +20,7 @@ metrics = load_per_model("metrics")
 if not metrics:
     st.stop()
 
-show_accuracy_table(metrics)
+show_accuracy_table(metrics, session_models.all().values())
 artifacts_caption()
 
 # --- per digit ----------------------------------------------------------------------------------------

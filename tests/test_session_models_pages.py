@@ -1,0 +1,149 @@
+"""A model trained in this session (session_models) appears beside the committed three on the Home and
+Results accuracy tables, the Draw page and the Misclassified page, labelled as this session's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit.testing.v1")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+HOME = str(ROOT / "dashboard" / "Home.py")
+TITLES = {"numpy_mlp": "ANN from scratch (NumPy)", "keras_mlp": "ANN (Keras)", "lenet": "LeNet-5 CNN (Keras)"}
+LABEL = "Your NumPy ANN #1"
+ROW = f"{LABEL} (this session)"
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture(scope="module")
+def entry(tiny_artifacts):
+    """A session model built from the committed NumPy network, with its artifacts as its results."""
+    import session_models
+    from core import artifacts as art
+    from core import load_model
+
+    name = "numpy_mlp"
+    return session_models.SessionModel(
+        "session-1", LABEL, name, load_model(name, tiny_artifacts), art.load_metrics(name, tiny_artifacts),
+        art.load_predictions(name, tiny_artifacts), art.load_misclassified(name, tiny_artifacts),
+        {"train_size": 500, "epochs": 1}, session_models.COLORS[0])
+
+
+@pytest.fixture
+def artifacts(tiny_artifacts, monkeypatch):
+    monkeypatch.setenv("MNIST_ARTIFACTS", str(tiny_artifacts))
+    return Path(tiny_artifacts)
+
+
+def run(page: str, *entries) -> AppTest:
+    import session_models
+
+    at = AppTest.from_file(HOME, default_timeout=90)
+    at.session_state[session_models.KEY] = {e.key: e for e in entries}
+    at.session_state[session_models.KEY + "_count"] = len(entries)
+    if page != "home":
+        at.switch_page(f"views/{page}.py")
+    return at.run()
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+@pytest.mark.parametrize("page", ["results", "home"])
+def test_accuracy_table_has_a_row_for_the_session_model(page, artifacts, entry):
+    at = run(page, entry)
+    no_errors(at)
+    table = at.dataframe[0].value
+    assert list(table["Model"]) == [*TITLES.values(), ROW]  # the committed rows first, unchanged
+    row = table[table["Model"] == ROW].iloc[0]
+    assert row["Test accuracy"] == pytest.approx(100 * entry.metrics["test_accuracy"])
+    assert row["Errors"] == entry.metrics["errors"]
+    assert row["Parameters"] == entry.metrics["params"]
+    assert row["Write-up"] == row["Difference"] == "—"  # no write-up for the visitor's own model
+    committed = table[table["Model"] == TITLES["numpy_mlp"]].iloc[0]
+    assert committed["Write-up"] == "95.00%"
+    assert "this session" in texts(at.caption)
+
+
+def test_accuracy_table_leaves_out_a_session_model_without_metrics(artifacts, entry):
+    from dataclasses import replace
+
+    at = run("results", replace(entry, key="session-2", label="Your broken #2", metrics={}))
+    no_errors(at)
+    assert list(at.dataframe[0].value["Model"]) == list(TITLES.values())
+
+
+def test_misclassified_offers_the_session_model(artifacts, entry):
+    at = run("misclassified", entry)
+    no_errors(at)
+    pills = at.pills(key="models")
+    assert pills.options == ["NumPy ANN", "Keras ANN", "LeNet-5", LABEL]
+    assert pills.value == list(TITLES)  # the committed three by default
+    cards = [m.value for m in at.markdown if m.value.startswith("**True ")]
+    assert cards and all(f"{LABEL} **" in card for card in cards)  # its answer on every card
+
+    pills.set_value([entry.key]).run()
+    no_errors(at)
+    line = next(m.value for m in at.markdown if "digits that at least one model got wrong" in m.value)
+    assert int(line.split("**")[1].replace(",", "")) == len(entry.misclassified["index"])
+    cards = [m.value for m in at.markdown if m.value.startswith("**True ")]
+    assert cards and all(f":red[✗ {LABEL} **" in card for card in cards)
+    assert ROW in texts(at.caption)  # the closer look names it as this session's
+
+
+def test_misclassified_skips_a_session_model_without_predictions(artifacts, entry):
+    from dataclasses import replace
+
+    at = run("misclassified", replace(entry, predictions=None, misclassified=None))
+    no_errors(at)
+    assert at.pills(key="models").options == ["NumPy ANN", "Keras ANN", "LeNet-5"]
+    assert "no predictions" in texts(at.caption)
+
+
+def test_draw_shows_the_session_models_prediction(artifacts, entry):
+    at = run("draw", entry)
+    at.segmented_control(key="source").set_value("Test-set example").run()
+    no_errors(at)
+    cards = {m.label: m.value for m in at.metric}
+    assert set(cards) == {*TITLES.values(), LABEL}
+    assert cards[LABEL] == cards[TITLES["numpy_mlp"]]  # the same network reads the same digit
+    assert len(at.get("plotly_chart")) == 4
+    assert "this session" in texts(at.caption)
+    assert "drawn_digit" not in at.session_state  # a test digit is not the visitor's drawing
+
+
+def test_draw_upload_leaves_the_digit_for_the_inside_page(artifacts, entry):
+    import io
+
+    from PIL import Image
+
+    with np.load(artifacts / "sample.npz") as f:
+        digit = f["images"][0]
+    buf = io.BytesIO()
+    Image.fromarray(np.kron(255 - digit, np.ones((6, 6), np.uint8))).save(buf, format="PNG")
+    at = run("draw", entry)
+    at.segmented_control(key="source").set_value("Upload an image").run()
+    at.file_uploader(key="upload").set_value(("digit.png", buf.getvalue(), "image/png")).run()
+    no_errors(at)
+    assert LABEL in {m.label for m in at.metric}
+    assert at.session_state["drawn_digit"].shape == (28, 28)
