@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Augment:
-    rotate: float = 12.0  # max rotation, degrees either way
+    rotate: float = 15.0  # max rotation, degrees either way (people tilt digits up to ~15 degrees)
     shear: float = 0.15  # max horizontal shear (slant), as a fraction
     scale: float = 0.12  # max relative size change either way
     shift: float = 2.0  # max translation, pixels either way
