@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--no-first-run", "--disable-dev-shm-usage"]
 # url path -> file name; "" is the home page
 PAGES = {"": "home", "dataset": "dataset", "training": "training", "results": "results",
-         "misclassified": "misclassified", "draw": "draw"}
+         "misclassified": "misclassified", "draw": "draw", "train": "train", "inside": "inside"}
 SEVEN = [[(0.22, 0.2), (0.78, 0.2), (0.5, 0.55), (0.4, 0.85)]]  # one stroke, in canvas fractions
 
 
@@ -79,7 +79,8 @@ def wait_idle(page, timeout: float = 90_000) -> None:
     """Wait until the script run is over: a title is shown and the running indicator has gone."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout)
     page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"], "
+                           "[data-testid=\"stSpinner\"]')", timeout=timeout)  # spinners: models still loading
     page.wait_for_timeout(500)  # plotly draws after the run ends
 
 
