@@ -21,7 +21,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,6 +56,7 @@ def staging(out):
     """
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    _restore_interrupted_swap(out)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp's 0700 would otherwise become the artifacts folder's mode
     try:
@@ -60,12 +64,42 @@ def staging(out):
             shutil.copytree(out, tmp, dirs_exist_ok=True)
         yield tmp
         old = out.parent / f"{out.name}.old-{os.getpid()}"
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
+        with _signals_ignored():  # Ctrl-C or SIGTERM between the two renames would leave no `out`
+            if out.exists():
+                out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _restore_interrupted_swap(out: Path) -> None:
+    """A run killed (SIGKILL, power loss) between staging's two renames leaves the previous
+    artifacts as ``<out>.old-<pid>`` and no ``out``: put them back."""
+    if not out.exists():
+        old = sorted(out.parent.glob(f"{out.name}.old-*"), key=lambda p: p.stat().st_mtime)
+        if old and old[-1].is_dir():
+            old[-1].rename(out)
+
+
+@contextmanager
+def _signals_ignored():
+    """Ignore SIGINT and SIGTERM for the duration (main thread only).
+
+    The swap is the run's commit point and takes milliseconds: an interrupt arriving then
+    comes too late to cancel the run, which completes normally a moment later.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            if handler is not None:  # None: installed outside Python, cannot be put back
+                signal.signal(s, handler)
 
 
 def write_json(path: Path, obj) -> None:
@@ -78,8 +112,9 @@ def _npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
             return {k: f[k] for k in keys}
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing. Create it with: {RETRAIN}") from None
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise ArtifactError(f"{path} is corrupt ({e}). Recreate it with: {RETRAIN}") from e
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        why = "it holds Python objects, which are never loaded" if "pickle" in str(e) else e  # not NumPy's advice
+        raise ArtifactError(f"{path} is corrupt ({why}). Recreate it with: {RETRAIN}") from e
 
 
 def _json(path: Path):

@@ -139,7 +139,8 @@ class NumpyMLP(Classifier):
         except FileNotFoundError:
             raise ArtifactError(f"{path} is missing.") from None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # zip damage, bad arrays, a missing key
-            raise ArtifactError(f"{path} is corrupt ({e}).") from e
+            why = "it holds Python objects, which are never loaded" if "pickle" in str(e) else e  # not NumPy's advice
+            raise ArtifactError(f"{path} is corrupt ({why}).") from e
         for k, v in loaded.items():
             if v.shape != self.params[k].shape:
                 raise ArtifactError(f"{path}: {k} has shape {v.shape}, settings say {self.params[k].shape}.")
