@@ -1,0 +1,111 @@
+"""The load test's path, CI-sized: 4 browser sessions drawing at once against one server.
+
+`python tests/load.py --sessions 20` is the real load test (see its docstring); this runs the same
+code with 4 sessions of 2 digits each, so CI proves that concurrent sessions all get their answers,
+with no exception or error on any page. Digits are checked against what was drawn when the server
+uses fully trained models (the committed artifacts); with the tiny test models only that three
+answers appear. Skipped without Chromium, except in CI (env CI set), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_module():
+    spec = importlib.util.spec_from_file_location("load_script", ROOT / "tests" / "load.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fully_trained(folder: Path) -> bool:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return all(not run.get("subset") for run in manifest["models"].values()) and len(manifest["models"]) == 3
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False
+
+
+def test_concurrent_sessions_all_get_answers(tmp_path, request):
+    from core.bench import CHROMIUM, chromium_available
+
+    if not chromium_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"Playwright or {CHROMIUM} missing (CI is set, so the load test must run)")
+        pytest.skip(f"Playwright or {CHROMIUM} missing")
+    committed = ROOT / "artifacts"
+    check = _fully_trained(committed)
+    folder = committed if check else request.getfixturevalue("tiny_artifacts")
+    out = tmp_path / "load.json"
+    load = _load_module()
+    code = load.main(["--sessions", "4", "--rounds", "2", "--artifacts", str(folder), "--json", str(out),
+                      "--timeout", "120"] + ([] if check else ["--no-check-digits"]))
+    result = json.loads(out.read_text())
+    errors = {r["session"]: r["errors"] for r in result["sessions"] if r["errors"]}
+    assert code == 0 and not errors, (errors, result.get("server_log_tail", "")[-2000:])
+    summary = result["summary"]
+    assert summary["sessions"] == 4 and summary["predictions"] == 8 and summary["failed_sessions"] == 0
+    for r in result["sessions"]:
+        assert len(r["shown"]) == 2 and all(len(s) == 3 for s in r["shown"])
+        if check:
+            assert r["shown"] == [[str(d)] * 3 for d in r["digits"]]
+        assert all(math.isfinite(v) and v > 0 for v in r["latency_ms"])
+    assert summary["server_peak_rss_mb"] > 100
+
+
+def test_predictions_are_right_while_another_session_resets_keras(tiny_artifacts):
+    """What concurrent sessions do to the shared, cached models: Streamlit calls
+    ``keras.backend.clear_session()`` after every script run of every session, while other sessions'
+    threads are predicting. Answers must stay exactly those of a quiet, sequential run."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import keras
+    import numpy as np
+
+    from core import MODELS, load_models
+    from core.bench import DIGITS
+    from core.predict import predict_image
+    from PIL import Image, ImageDraw
+
+    def canvas(strokes, shift):
+        im = Image.new("L", (280, 280), 0)
+        for stroke in strokes:
+            ImageDraw.Draw(im).line([(x + shift, y) for x, y in stroke], fill=255, width=18, joint="curve")
+        rgba = np.full((280, 280, 4), 255, np.uint8)
+        rgba[..., 3] = np.asarray(im)
+        return rgba
+
+    models = load_models(tiny_artifacts)
+    images = [canvas(strokes, shift) for strokes in DIGITS.values() for shift in (-30, 0, 30)]
+    expected = [predict_image(im, models) for im in images]
+    stop = threading.Event()
+    resets = []
+
+    def reset_like_streamlit():
+        while not stop.is_set():
+            keras.backend.clear_session(free_memory=len(resets) % 10 == 0)  # Streamlit's, mostly without its gc
+            resets.append(1)
+
+    resetter = threading.Thread(target=reset_like_streamlit)
+    resetter.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda i: predict_image(images[i % len(images)], models), range(4 * len(images))))
+    finally:
+        stop.set()
+        resetter.join()
+    assert len(resets) > 5
+    for i, have in enumerate(got):
+        want = expected[i % len(images)]
+        for name in MODELS:
+            np.testing.assert_allclose(have["predictions"][name]["probs"], want["predictions"][name]["probs"], atol=1e-5)
