@@ -22,7 +22,7 @@ import weakref
 
 import numpy as np
 
-from core.augment import _morph
+from core.augment import morph, warp
 
 KINDS = ("rotate", "shift", "scale", "thicken", "noise")
 # For the robustness chart: what each distortion's strength means and a sensible range.
@@ -223,34 +223,10 @@ def _dilate(x: np.ndarray, steps: int) -> np.ndarray:
     op = np.maximum if steps > 0 else np.minimum
     for i in range(abs(steps)):
         if i % 2:
-            x = _morph(x[:, ::-1, ::-1], op)[:, ::-1, ::-1]
+            x = morph(x[:, ::-1, ::-1], op)[:, ::-1, ::-1]
         else:
-            x = _morph(x, op)
+            x = morph(x, op)
     return x
-
-
-def _warp(x: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
-    """core.augment's bilinear sampler for one map (28, 28) shared by the whole batch.
-
-    Same padding, clipping and interpolation as ``core.augment._bilinear`` (the tests check
-    they agree to the bit), but the four neighbour indices are computed once and gathered
-    with ``np.take`` along the pixel axis: about five times faster for the robustness
-    curves, where every image gets the same warp.
-    """
-    n = len(x)
-    padded = np.zeros((n, 30, 30), np.float32)  # one pixel of background all round
-    padded[:, 1:29, 1:29] = x
-    sy = np.clip(sy + 1, 0, 28.999)
-    sx = np.clip(sx + 1, 0, 28.999)
-    y0, x0 = sy.astype(np.int32), sx.astype(np.int32)
-    fy, fx = (sy - y0).ravel(), (sx - x0).ravel()
-    idx = (y0 * 30 + x0).ravel()
-    flat = padded.reshape(n, -1)
-    v00, v01 = np.take(flat, idx, axis=1), np.take(flat, idx + 1, axis=1)
-    v10, v11 = np.take(flat, idx + 30, axis=1), np.take(flat, idx + 31, axis=1)
-    top = v00 + (v01 - v00) * fx
-    bottom = v10 + (v11 - v10) * fx
-    return (top + (bottom - top) * fy).reshape(n, 28, 28)
 
 
 def distort(x28, rotate: float = 0, shift=(0, 0), scale: float = 1, thicken: float = 0, noise: float = 0, seed: int = 0) -> np.ndarray:
@@ -260,7 +236,8 @@ def distort(x28, rotate: float = 0, shift=(0, 0), scale: float = 1, thicken: flo
     (2 = twice as big); thicken: pixels added to the stroke width (negative thins it;
     fractions blend); noise: standard deviation of Gaussian noise added to each pixel.
     All at their defaults return the input unchanged. Warps use core.augment's bilinear
-    sampling (see ``_warp``) and its stroke morphology, so they match training's augmentation.
+    sampling (``core.augment.warp``, one map shared by the batch) and its
+    stroke morphology, so they match training's augmentation.
     """
     x = np.asarray(x28, np.float32)
     single = x.ndim == 2
@@ -277,7 +254,7 @@ def distort(x28, rotate: float = 0, shift=(0, 0), scale: float = 1, thicken: flo
         gx, gy = gx - dx, gy - dy
         src_x = cos * gx - sin * gy + 13.5  # image y points down, so this turns anticlockwise
         src_y = sin * gx + cos * gy + 13.5
-        out = _warp(out, src_y.astype(np.float32), src_x.astype(np.float32))
+        out = warp(out, src_y.astype(np.float32), src_x.astype(np.float32))
     if thicken:
         whole = int(np.trunc(thicken))
         frac = abs(thicken - whole)

@@ -173,15 +173,15 @@ def test_distort_is_identity_at_zero_strength(digits):
     np.testing.assert_array_equal(moved[1:, 2:], x[0][:-1, :-2])
 
 
-def test_shared_warp_matches_augments_sampler(digits):
-    """distort's fast warp samples exactly as core.augment's bilinear sampler does."""
-    from core.augment import _bilinear
+def test_shared_warp_map_matches_per_image_maps(digits):
+    """core.augment.warp's fast path for one shared map samples exactly as per-image maps do."""
+    from core.augment import warp
 
     x = digits[0][:6]
     rng = np.random.default_rng(0)
     sy, sx = (rng.uniform(-3, 31, (2, 28, 28))).astype(np.float32)
-    expected = _bilinear(x, np.broadcast_to(sy, x.shape).copy(), np.broadcast_to(sx, x.shape).copy())
-    np.testing.assert_array_equal(inside._warp(x, sy, sx), expected)
+    expected = warp(x, np.broadcast_to(sy, x.shape).copy(), np.broadcast_to(sx, x.shape).copy())
+    np.testing.assert_array_equal(warp(x, sy, sx), expected)
 
 
 def test_predict_many_matches_predict_proba(models, digits):
