@@ -1,4 +1,5 @@
-"""Shared fixtures: where MNIST is, the data itself, and a tiny trained artifacts folder."""
+"""Shared fixtures: where MNIST is, the data itself, a tiny trained artifacts folder, clean Streamlit
+caches for AppTests, and Chromium for the real-browser tests."""
 
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests and CI read MNIST from the shared folder beside the checkout unless told otherwise.
 if not os.environ.get("MNIST_DIR") and (ROOT.parent / "shared/data/mnist").is_dir():
     os.environ["MNIST_DIR"] = str(ROOT.parent / "shared/data/mnist")
+
+
+def pytest_configure(config):
+    # Keras 3 itself calls np.array(tensor) in a way NumPy 2 deprecates; nothing for this project to change.
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword")
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +40,36 @@ def tiny_artifacts(tmp_path_factory, mnist):
     out = tmp_path_factory.mktemp("artifacts")
     train(list(__import__("core").MODELS), epochs=2, subset=2000, out=out, log=lambda s: None)
     return out
+
+
+@pytest.fixture
+def fresh_caches():
+    """st.cache_data / st.cache_resource are process-wide: no AppTest may see another's artifacts."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def artifacts(tiny_artifacts, monkeypatch):
+    """The shared tiny artifacts, read-only, as the app's artifacts folder."""
+    monkeypatch.setenv("MNIST_ARTIFACTS", str(tiny_artifacts))
+    return Path(tiny_artifacts)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Chromium's path for the Playwright tests. Missing: a skip, except in CI (env CI set), where it fails."""
+    from core.bench import CHROMIUM, chromium_available
+
+    if not chromium_available():
+        reason = (f"Playwright or {CHROMIUM} missing: apt-get install -y chromium; "
+                  "pip install -r requirements-dev.txt")
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so this test must run)")
+        pytest.skip(reason)
+    return CHROMIUM

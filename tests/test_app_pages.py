@@ -25,23 +25,7 @@ pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    """st.cache_data / st.cache_resource are process-wide: no test may see another's artifacts."""
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
-
-
-@pytest.fixture
-def artifacts(tiny_artifacts, monkeypatch):
-    """The shared tiny artifacts, read-only."""
-    monkeypatch.setenv("MNIST_ARTIFACTS", str(tiny_artifacts))
-    return Path(tiny_artifacts)
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 @pytest.fixture
@@ -109,7 +93,7 @@ def test_home_table_and_cards_come_from_the_artifacts(artifacts):
     for name, title in TITLES.items():
         assert cards[title] == f"{100 * metrics_of(artifacts, name)['test_accuracy']:.2f}%"
     links = {link.proto.label for link in at.get("page_link")}
-    assert links == {"Dataset", "Training", "Results", "Misclassified", "Draw"}
+    assert links == {"Dataset", "Training", "Results", "Misclassified", "Draw", "Train", "Inside"}
     assert "quick run" in texts(at.warning)  # the tiny artifacts are a subset run, and the page says so
 
 

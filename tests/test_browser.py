@@ -7,7 +7,6 @@ Skipped when /usr/bin/chromium is missing, except in CI (env CI set), where that
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -19,26 +18,15 @@ PAGES = {"": "MNIST: three models", "dataset": "The dataset", "training": "Train
          "results": "Results on the test set", "misclassified": "Misclassified digits", "draw": "Draw a digit"}
 
 
-def _need(condition: bool, reason: str) -> None:
-    if not condition:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so the browser test must run)")
-        pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
-def browser():
-    from screenshots import CHROMIUM, CHROMIUM_ARGS
+def browser(chromium):
+    from playwright.sync_api import sync_playwright
+    from screenshots import CHROMIUM_ARGS
 
-    _need(Path(CHROMIUM).is_file(), f"{CHROMIUM} not found: install it with `apt-get install -y chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need(False, "playwright is not installed: pip install -r requirements-dev.txt")
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        launched = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,13 +33,7 @@ def _fully_trained(folder: Path) -> bool:
         return False
 
 
-def test_concurrent_sessions_all_get_answers(tmp_path, request):
-    from core.bench import CHROMIUM, chromium_available
-
-    if not chromium_available():
-        if os.environ.get("CI"):
-            pytest.fail(f"Playwright or {CHROMIUM} missing (CI is set, so the load test must run)")
-        pytest.skip(f"Playwright or {CHROMIUM} missing")
+def test_concurrent_sessions_all_get_answers(tmp_path, request, chromium):
     committed = ROOT / "artifacts"
     check = _fully_trained(committed)
     folder = committed if check else request.getfixturevalue("tiny_artifacts")

@@ -18,15 +18,7 @@ LABEL = "Your NumPy ANN #1"
 ROW = f"{LABEL} (this session)"
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +33,6 @@ def entry(tiny_artifacts):
         "session-1", LABEL, name, load_model(name, tiny_artifacts), art.load_metrics(name, tiny_artifacts),
         art.load_predictions(name, tiny_artifacts), art.load_misclassified(name, tiny_artifacts),
         {"train_size": 500, "epochs": 1}, session_models.COLORS[0])
-
-
-@pytest.fixture
-def artifacts(tiny_artifacts, monkeypatch):
-    monkeypatch.setenv("MNIST_ARTIFACTS", str(tiny_artifacts))
-    return Path(tiny_artifacts)
 
 
 def run(page: str, *entries) -> AppTest:

@@ -1,6 +1,5 @@
 """End to end: train on a real subset through the CLI and the function, and check what was written."""
 
-import json
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 
 from core import artifacts, load_models
-from core.data import find_mnist, scale
+from core.data import scale
 from core.train import train
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
