@@ -12,6 +12,10 @@ to its plain MNIST test accuracy:
     python -m core.drawn [--artifacts DIR] [--n 2000] [--seed 0] [--json OUT] [--detail]
     python -m core.drawn --no-stroke          # the same, with to_mnist's stroke normalisation off
     python -m core.drawn --benchmark 200      # per-image latency of preprocessing and prediction
+    python -m core.drawn --split val --n 5000 # drawn from the validation images instead
+
+``--split val`` is what training choices (such as the augmentation) are made on, so that
+the test set, drawn or plain, is only ever used to report.
 
 ``--detail`` (and the JSON) break the to_mnist accuracy down by style, size, pen and angle,
 which is what to look at when choosing training augmentation. Pen width is changed by
@@ -44,7 +48,7 @@ PEN = np.array([30, 60, 160], np.float32)  # a blue ballpoint for "pen_on_white"
 class Drawing:
     """How one digit was drawn."""
 
-    index: int  # in the MNIST test set
+    index: int  # into the source digits: the MNIST test set, or validation with --split val
     size: float  # the digit's longer side / canvas side, before rotation
     stroke: float  # pen width / MNIST's median pen width for a digit of that size
     angle: float  # degrees, counter-clockwise
@@ -157,18 +161,34 @@ def _slices(plans: list[Drawing]) -> dict[str, np.ndarray]:
     return out
 
 
-def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool = True, data=None, log=print) -> dict:
-    """Accuracy of each model on MNIST test, and on the drawn set via to_mnist and via naive."""
+def source_digits(data, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The uint8 (n, 28, 28) digits and labels to redraw: the test set, or the validation split."""
+    if split == "test":
+        return data[1]
+    if split != "val":
+        raise ValueError(f"split must be 'test' or 'val', not {split!r}")
+    from core.data import splits
+
+    _, val, _ = splits(data)
+    return np.round(val.x * 255).astype(np.uint8), val.y
+
+
+def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool = True, data=None, log=print,
+             split: str = "test") -> dict:
+    """Accuracy of each model on the plain MNIST ``split``, and on it drawn, via to_mnist and via naive.
+
+    (The keys say "mnist_test" for either split; ``result["split"]`` says which it was.)
+    """
     from core.data import load_mnist
 
-    (_, _), (x_test, y_test) = data if data is not None else load_mnist()
+    x_test, y_test = source_digits(data if data is not None else load_mnist(), split)
     plans = plan(n, seed, len(x_test))
     start = time.perf_counter()
     prepared, baseline, no_digit = prepare(x_test, plans, seed, normalize_stroke)
     log(f"Drew and prepared {len(plans):,} digits in {time.perf_counter() - start:.1f} s.")
     labels = y_test[[d.index for d in plans]]
     slices = _slices(plans)
-    result = {"n": len(plans), "seed": seed, "normalize_stroke": normalize_stroke, "no_digit": int(no_digit.sum()),
+    result = {"n": len(plans), "seed": seed, "split": split, "normalize_stroke": normalize_stroke, "no_digit": int(no_digit.sum()),
               "models": {}}
     for name, model in models.items():
         test_pred = model.predict_proba(x_test.astype(np.float32) / 255).argmax(1)
@@ -187,12 +207,13 @@ def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool 
 def table(result: dict, detail: bool = False) -> str:
     from core.models import TITLES
 
+    split = "validation" if result.get("split") == "val" else "test"
     lines = [
-        f"Drawn digits: {result['n']:,} MNIST test digits redrawn on {CANVAS}x{CANVAS} canvases (seed {result['seed']}, "
+        f"Drawn digits: {result['n']:,} MNIST {split} digits redrawn on {CANVAS}x{CANVAS} canvases (seed {result['seed']}, "
         f"stroke normalisation {'on' if result['normalize_stroke'] else 'off'}); "
         f"{result['no_digit']} gave no digit.",
         "",
-        f"{'model':<26}{'MNIST test':>11}{'drawn, to_mnist':>19}{'drawn, naive':>14}{'  (same digits plain)':>22}",
+        f"{'model':<26}{'MNIST ' + result.get('split', 'test'):>11}{'drawn, to_mnist':>19}{'drawn, naive':>14}{'  (same digits plain)':>22}",
     ]
     for name, r in result["models"].items():
         gap = 100 * (r["drawn"] - r["mnist_test"])
@@ -245,11 +266,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.drawn", description=__doc__.split("\n\n")[0])
     p.add_argument("--artifacts", metavar="DIR", help="trained models (default: artifacts/)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $MNIST_DIR)")
-    p.add_argument("--n", type=int, default=2000, help="digits to draw, a seeded subset of the test set (default 2000; 10000 = all)")
+    p.add_argument("--n", type=int, default=2000, help="digits to draw, a seeded subset of the split (default 2000; 10000 = all the test set)")
     p.add_argument("--seed", type=int, default=0, help="seed for the choice of digits and how they are drawn (default 0)")
     p.add_argument("--json", metavar="OUT", help="also write the results, with the per-variation breakdown, as JSON")
     p.add_argument("--detail", action="store_true", help="print accuracy by style, size, pen width and angle")
     p.add_argument("--no-stroke", action="store_true", help="measure with to_mnist's stroke normalisation off")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="draw test digits (default; for reporting) or validation digits (for making choices)")
     p.add_argument("--benchmark", type=int, metavar="K", help="instead, time preprocessing and prediction on K canvases")
     args = p.parse_args(argv)
 
@@ -266,7 +289,8 @@ def main(argv=None) -> int:
         for key, t in benchmark(models, args.benchmark, args.seed, data).items():
             print(f"{key:<32} p50 {t['p50']:7.2f} ms   p90 {t['p90']:7.2f} ms")
         return 0
-    result = evaluate(models, args.n, args.seed, not args.no_stroke, data, log=lambda s: print(s, file=sys.stderr))
+    result = evaluate(models, args.n, args.seed, not args.no_stroke, data, log=lambda s: print(s, file=sys.stderr),
+                      split=args.split)
     print(table(result, args.detail))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

@@ -274,3 +274,29 @@ def test_drawn_set_is_seeded_and_every_style_reads_the_same(mnist):
     outputs = [to_mnist(styled(ink, style)) for style in STYLES]
     for out in outputs[1:]:
         assert np.abs(out - outputs[0]).max() < 0.02
+
+
+def test_drawn_validation_split_redraws_validation_digits(mnist):
+    """--split val (for choosing training settings) draws from the validation images, never the test set."""
+    from core.data import splits
+    from core.drawn import evaluate, source_digits
+
+    _, val, _ = splits(mnist)
+    x, y = source_digits(mnist, "val")
+    assert x.dtype == np.uint8 and x.shape == (len(val), 28, 28)
+    np.testing.assert_array_equal(x, mnist[0][0][-len(val):])
+    np.testing.assert_array_equal(y, mnist[0][1][-len(val):])
+    with pytest.raises(ValueError, match="split"):
+        source_digits(mnist, "train")
+
+    labels = {img.tobytes(): label for img, label in zip(x, y)}
+
+    class Oracle:  # knows the validation digits by heart, and answers 0 to anything else
+        def predict_proba(self, images):
+            keys = (np.round(im * 255).astype(np.uint8).tobytes() for im in images)
+            return np.eye(10, dtype=np.float32)[[labels.get(k, 0) for k in keys]]
+
+    quiet = {"n": 20, "data": mnist, "log": lambda s: None}
+    r = evaluate({"oracle": Oracle()}, split="val", **quiet)
+    assert r["split"] == "val" and r["models"]["oracle"]["mnist_test"] == 1.0
+    assert evaluate({"oracle": Oracle()}, **quiet)["models"]["oracle"]["mnist_test"] < 0.5
