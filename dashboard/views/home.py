@@ -39,10 +39,13 @@ LINKS = [
     ("views/results.py", "Results", ":material/leaderboard:", "Per-digit accuracy, confusion matrices, agreement."),
     ("views/misclassified.py", "Misclassified", ":material/image_search:", "Every test digit a model got wrong."),
     ("views/draw.py", "Draw", ":material/draw:", "Draw a digit and watch all three models read it."),
+    ("views/train_live.py", "Train", ":material/model_training:", "Train a model yourself and watch it learn."),
+    ("views/inside.py", "Inside", ":material/neurology:", "Activations, saliency, weights and robustness."),
 ]
-for col, (page, label, icon, text) in zip(st.columns(len(LINKS)), LINKS):
-    with col.container(border=True, height="stretch"):
-        st.page_link(page, label=label, icon=icon)
-        st.caption(text)
+for row in (LINKS[:4], LINKS[4:]):  # two rows: seven cards in one are too narrow to read
+    for col, (page, label, icon, text) in zip(st.columns(4), row):
+        with col.container(border=True, height="stretch"):
+            st.page_link(page, label=label, icon=icon)
+            st.caption(text)
 if len(metrics) < len(MODEL_NAMES):
     st.caption("Pages show what the artifacts that exist allow; the messages above say how to create the rest.")
