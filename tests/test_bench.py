@@ -23,6 +23,8 @@ SECTIONS = {
     "gflops": ["numpy_mlp_train", "matmul", "fraction_of_matmul", "step_matmuls_only"],
     "latency": ["p50_ms", "p95_ms", "baseline_p50_ms", "baseline_p95_ms", "baseline_over_p50", "baseline_over_p95"],
     "throughput": ["images", "images_per_s"],
+    "augment": ["images", "threads_2_s", "threads_1_s"],
+    "full_training": ["models", "total_s"],
     "app": ["cold_start_s", "peak_rss_mb"],
 }
 
@@ -75,6 +77,7 @@ def test_quick_bench_writes_every_section(tiny_artifacts, tmp_path):
     if app:  # the server answered a drawn digit before its memory was read
         assert len(r["app"]["digits_shown"]) == 3 and all(d.isdigit() for d in r["app"]["digits_shown"])
     # The printed table has a row for each measurement.
-    for row in ("Test accuracy", "Seconds per training epoch", "GFLOP/s", "p50", "p95", "Batch throughput",
+    assert set(r["full_training"]["models"]) == set(MODELS)
+    for row in ("Test accuracy", "Seconds per training epoch", "GFLOP/s", "Augmentation", "Full training", "p50", "p95", "Batch throughput",
                 *(("cold start", "peak memory") if app else ())):
         assert row in run.stdout, row
