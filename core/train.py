@@ -79,8 +79,13 @@ def versions() -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print) -> dict:
-    """Train ``names`` and write their artifacts to ``out``; returns {name: metrics}."""
+def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print,
+          augmentation: Augment | None = None) -> dict:
+    """Train ``names`` and write their artifacts to ``out``; returns {name: metrics}.
+
+    ``augment`` turns augmentation on or off for every model (None: each model's setting);
+    ``augmentation`` says how strong it is (None: ``core.augment.Augment``'s defaults).
+    """
     data = load_mnist(data_dir)
     train_split, val, test = splits(data, subset=subset, seed=seed)
     log(f"data: {len(train_split)} training, {len(val)} validation, {len(test)} test images")
@@ -97,7 +102,10 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
             cls = model_class(name)
             overrides = {"seed": seed} | ({} if augment is None else {"augment": augment})
             model = cls(dataclasses.replace(cls.Settings(), **overrides))
-            log(f"\n{name}: {model.num_params():,} parameters, {model.settings}")
+            if augmentation is not None:
+                model.augmentation = augmentation
+            log(f"\n{name}: {model.num_params():,} parameters, {model.settings}"
+                + (f", {model.augmentation}" if model.settings.augment else ""))
             start = time.perf_counter()
 
             def progress(r):
@@ -122,7 +130,7 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
             manifest.setdefault("models", {})[name] = {
                 "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "subset": subset, "epochs": len(model.history), "seed": seed,
-                "augmentation": dataclasses.asdict(Augment()) if model.settings.augment else None,
+                "augmentation": dataclasses.asdict(model.augmentation) if model.settings.augment else None,
             }
         write_sample(stage, data, seed)
         manifest |= {
@@ -137,6 +145,13 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
     return results
 
 
+AUGMENT_LIMITS = {"rotate": (0, 90, "DEG"), "shear": (0, 1, "F"), "scale": (0, 0.9, "F"), "shift": (0, 10, "PX"),
+                  "stroke": (0, 1, "P")}  # beyond these a digit is no longer reliably itself
+AUGMENT_HELP = {"rotate": "largest rotation either way, degrees", "shear": "largest slant, as a fraction",
+                "scale": "largest relative size change", "shift": "largest move either way, pixels",
+                "stroke": "share of images whose strokes are thickened or thinned by a pixel"}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), metavar="NAME",
@@ -148,7 +163,16 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed for weights, batch order, augmentation (default 0)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="turn data augmentation off")
+    a = p.add_argument_group("augmentation strength (each epoch, every image gets a fresh random draw up to these)")
+    for field in dataclasses.fields(Augment):
+        low, high, unit = AUGMENT_LIMITS[field.name]
+        a.add_argument(f"--{field.name}", type=float, default=field.default, metavar=unit,
+                       help=f"{AUGMENT_HELP[field.name]} (default {field.default:g}; {low:g} to {high:g})")
     args = p.parse_args(argv)
+    for name, (low, high, _) in AUGMENT_LIMITS.items():
+        if not low <= getattr(args, name) <= high:
+            p.error(f"--{name} must be between {low:g} and {high:g}, not {getattr(args, name):g}")
+    args.augmentation = Augment(**{name: getattr(args, name) for name in AUGMENT_LIMITS})
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
     if args.subset is not None and args.subset < 100:
@@ -165,7 +189,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
-              log=lambda s: print(s, flush=True))
+              log=lambda s: print(s, flush=True), augmentation=args.augmentation)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

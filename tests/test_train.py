@@ -16,13 +16,16 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 def test_cli_help():
     out = subprocess.run([sys.executable, "-m", "core.train", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0
-    for flag in ("--models", "--epochs", "--subset", "--data-dir", "--out", "--seed"):
+    for flag in ("--models", "--epochs", "--subset", "--data-dir", "--out", "--seed", "--no-augment",
+                 "--rotate", "--shear", "--scale", "--shift", "--stroke"):
         assert flag in out.stdout
 
 
 def test_cli_rejects_bad_arguments():
     out = subprocess.run([sys.executable, "-m", "core.train", "--models", "resnet"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2 and "invalid choice" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "core.train", "--rotate", "120"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "--rotate must be between 0 and 90" in out.stderr
 
 
 def test_cli_bad_data_dir_is_a_clear_error(tmp_path):
@@ -46,6 +49,23 @@ def test_cli_tiny_run_writes_every_artifact(tmp_path, mnist):
     assert names == {"settings.json", "history.json", "weights.npz", "metrics.json", "predictions.npz", "misclassified.npz"}
     manifest = artifacts.load_manifest(tmp_path)
     assert manifest["models"]["numpy_mlp"]["subset"] == 500 and len(manifest["data_checksum"]) == 64
+    assert manifest["models"]["numpy_mlp"]["augmentation"]["rotate"] == 20  # the defaults, recorded
+
+
+def test_augmentation_strength_is_a_training_option(tmp_path, mnist, monkeypatch):
+    """--rotate etc. reach the training loop and the manifest; --no-augment records none."""
+    import core.models.base as base
+    from core.augment import Augment
+
+    calls, real = [], base.augment
+    monkeypatch.setattr(base, "augment", lambda x, rng, a=Augment(): calls.append(a) or real(x, rng, a))
+    strength = Augment(rotate=5, shear=0, scale=0.05, shift=1, stroke=0)
+    train(["numpy_mlp"], epochs=2, subset=500, out=tmp_path / "a", log=lambda s: None, augmentation=strength)
+    train(["numpy_mlp"], epochs=1, subset=500, out=tmp_path / "b", log=lambda s: None, augment=False)
+    assert calls == [strength, strength]  # two epochs with augmentation, none without
+    assert artifacts.load_manifest(tmp_path / "a")["models"]["numpy_mlp"]["augmentation"] == {
+        "rotate": 5, "shear": 0, "scale": 0.05, "shift": 1, "stroke": 0}
+    assert artifacts.load_manifest(tmp_path / "b")["models"]["numpy_mlp"]["augmentation"] is None
 
 
 def test_subset_training_reaches_sensible_accuracy(tiny_artifacts, mnist):

@@ -17,7 +17,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from core.augment import augment
+from core.augment import Augment, augment
 from core.data import Split
 from core.metrics import accuracy, cross_entropy
 
@@ -52,6 +52,7 @@ class Classifier:
 
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else self.Settings()
+        self.augmentation = Augment()  # how fit distorts the training images when settings.augment is on
         self.history: list[dict] = []
         self._stopped = False  # set by _train_epoch when on_batch asks to stop
 
@@ -96,7 +97,7 @@ class Classifier:
         for epoch in range(epochs):
             lr = cosine_lr(s.lr, epoch, epochs)
             start = time.perf_counter()
-            x = augment(train.x, rng) if s.augment else train.x
+            x = augment(train.x, rng, self.augmentation) if s.augment else train.x
             loss, acc = self._train_epoch(x, train.y, lr, rng, on_batch)
             seconds = time.perf_counter() - start
             p = self.predict_proba(val.x)
