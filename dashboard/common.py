@@ -324,7 +324,7 @@ def show_accuracy_table(metrics: dict[str, dict], session=()) -> pd.DataFrame:
                                                     help="Test digits the model got wrong"),
             "Parameters": st.column_config.NumberColumn("Parameters", format="localized"),
             "Training time": st.column_config.NumberColumn(
-                "Training time", format="%.1f min" if minutes else "%.0f s", help="Wall-clock time for all epochs"
+                "Training time", format="%.1f min" if minutes else "%.1f s", help="Wall-clock time for all epochs"
             ),
             "Inference per image": st.column_config.NumberColumn(
                 "Inference / image", format="%.1f µs", help="Whole test set in one batch, divided by its size"

@@ -133,3 +133,22 @@ def test_draw_upload_leaves_the_digit_for_the_inside_page(artifacts, entry):
     no_errors(at)
     assert LABEL in {m.label for m in at.metric}
     assert at.session_state["drawn_digit"].shape == (28, 28)
+
+
+def test_results_charts_include_the_session_model(artifacts, entry):
+    import json
+    from dataclasses import replace
+
+    def traces(at):
+        return [t.get("name") for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
+
+    def titles(at):
+        return [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "") for c in at.get("plotly_chart")]
+
+    at = run("results", entry)
+    no_errors(at)
+    assert ROW in traces(at)  # its line on the per-digit chart
+    assert sum(t.startswith(LABEL) for t in titles(at)) == 1  # and its own confusion matrix
+    broken = run("results", replace(entry, key="session-2", label="Your broken #2", metrics={}))
+    no_errors(broken)
+    assert not any("broken" in str(t) for t in traces(broken) + titles(broken))

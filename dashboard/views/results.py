@@ -1,5 +1,6 @@
 """Results: the accuracy table, accuracy per digit, a confusion matrix per model, the digits most often
-mistaken for one another, and where the three models agree and disagree.
+mistaken for one another, and where the three models agree and disagree. Models trained this session (Train
+page) join the table, the per-digit chart and the confusion matrices; the rest compares the committed three.
 """
 
 import numpy as np
@@ -20,8 +21,11 @@ metrics = load_per_model("metrics")
 if not metrics:
     st.stop()
 
-show_accuracy_table(metrics, session_models.all().values())
+mine = list(session_models.all().values())
+show_accuracy_table(metrics, mine)
 artifacts_caption()
+
+charted = [e for e in mine if {"per_class_accuracy", "confusion"} <= set(e.metrics or {})]
 
 # --- per digit ----------------------------------------------------------------------------------------
 st.header("Accuracy per digit", divider="gray")
@@ -30,6 +34,10 @@ for name, m in metrics.items():
     fig.add_scatter(x=DIGITS, y=m["per_class_accuracy"], name=TITLES[name], mode="lines+markers",
                     line=dict(color=COLORS[name], width=2), marker=dict(size=9),
                     hovertemplate="digit %{x}: %{y:.2%}<extra>" + TITLES[name] + "</extra>")
+for e in charted:  # dashed: trained here, on a subset, for a few epochs
+    fig.add_scatter(x=DIGITS, y=e.metrics["per_class_accuracy"], name=f"{e.label} (this session)",
+                    mode="lines+markers", line=dict(color=e.color, width=2, dash="dash"), marker=dict(size=7),
+                    hovertemplate="digit %{x}: %{y:.2%}<extra>" + e.label + "</extra>")
 fig.update_layout(title="Share of each digit's test images classified correctly", height=400, hovermode="x unified",
                   xaxis=dict(title="True digit", dtick=1), yaxis=dict(title="Accuracy", tickformat=".1%"),
                   legend=dict(orientation="h", yanchor="top", y=-0.2, x=0), margin=MARGIN)
@@ -45,17 +53,17 @@ st.markdown("Rows are the true digit, columns the model's answer. The diagonal h
 errors_only = st.toggle("Hide the diagonal so the mistakes stand out", value=True)
 
 
-def confusion_figure(name: str, cm: np.ndarray) -> go.Figure:
+def confusion_figure(title: str, color: str, cm: np.ndarray) -> go.Figure:
     z = cm.astype(float)
     text = cm.astype(str).astype(object)
     if errors_only:
         np.fill_diagonal(z, np.nan)
         text[np.diag_indices(10)] = ""
     text[(cm == 0)] = ""  # zeros would only be noise
-    fig = heatmap(z, DIGITS, DIGITS, COLORS[name], text=text, customdata=cm,
+    fig = heatmap(z, DIGITS, DIGITS, color, text=text, customdata=cm,
                   hovertemplate="true %{y}, answered %{x}: %{customdata:,}<extra></extra>")
     fig.update_layout(
-        title=dict(text=f"{TITLES[name]}<br><sup>{int(cm.sum() - np.trace(cm)):,} mistakes</sup>"),
+        title=dict(text=f"{title}<br><sup>{int(cm.sum() - np.trace(cm)):,} mistakes</sup>"),
         height=440, margin=dict(t=70, b=10, l=10, r=10),
         xaxis=dict(title="Answer", tickmode="array", tickvals=DIGITS, range=[-0.5, 9.5], constrain="domain",
                    fixedrange=True),
@@ -66,7 +74,13 @@ def confusion_figure(name: str, cm: np.ndarray) -> go.Figure:
 
 
 for col, (name, m) in zip(st.columns(len(metrics)), metrics.items()):
-    col.plotly_chart(confusion_figure(name, np.asarray(m["confusion"])), width="stretch", key=f"cm-{name}")
+    col.plotly_chart(confusion_figure(TITLES[name], COLORS[name], np.asarray(m["confusion"])), width="stretch",
+                     key=f"cm-{name}")
+if charted:
+    st.caption("Trained in this session:")
+    for col, e in zip(st.columns(max(len(charted), len(metrics))), charted):
+        col.plotly_chart(confusion_figure(e.label, e.color, np.asarray(e.metrics["confusion"])), width="stretch",
+                         key=f"cm-{e.key}")
 
 top = top_confusions(metrics)
 if len(top):

@@ -129,7 +129,7 @@ def show_session_models():
                 st.caption(f"{s.get('train_size', 0):,} images · {s.get('epochs')} epoch(s)"
                            f"{' (stopped early)' if s.get('stopped_early') else ''} · batch {s.get('batch_size')} · "
                            f"learning rate {s.get('lr'):g} · augmentation {'on' if s.get('augment') else 'off'} · "
-                           f"{m['train_seconds']:.0f} s")
+                           f"{m['train_seconds']:.{1 if m['train_seconds'] < 10 else 0}f} s")
             delta = None if ref is None else f"{100 * (m['test_accuracy'] - ref['test_accuracy']):+.1f} pp vs committed"
             b.metric("Test accuracy", f"{m['test_accuracy']:.1%}", delta=delta, delta_color="off")
             if i == 0:
