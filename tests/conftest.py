@@ -3,6 +3,7 @@ caches for AppTests, and Chromium for the real-browser tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,38 @@ def tiny_artifacts(tmp_path_factory, mnist):
     out = tmp_path_factory.mktemp("artifacts")
     train(list(__import__("core").MODELS), epochs=2, subset=2000, out=out, log=lambda s: None)
     return out
+
+
+def _fully_trained(folder: Path) -> bool:
+    """Whether ``folder`` holds all three models from full-data runs (not a --subset quick run)."""
+    from core import MODELS
+
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return len(manifest["models"]) == len(MODELS) and not any(r.get("subset") for r in manifest["models"].values())
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def best_artifacts(request):
+    """(folder, fully trained): the committed artifacts when they are fully trained, so answers can be
+    checked against the digit drawn; else the tiny ones, where only that answers appear can be checked."""
+    committed = ROOT / "artifacts"
+    if _fully_trained(committed):
+        return committed, True
+    return request.getfixturevalue("tiny_artifacts"), False
+
+
+@pytest.fixture(scope="session")
+def committed_models():
+    """The committed models in artifacts/ (the ones the dashboard shows); skips without them."""
+    from core import ArtifactError, load_models
+
+    try:
+        return load_models()
+    except ArtifactError as e:
+        pytest.skip(f"no committed artifacts ({e}); run python -m core.train")
 
 
 @pytest.fixture

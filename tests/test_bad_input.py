@@ -147,24 +147,13 @@ FILE_CASES = [c for c in CASES if c.door == "file"]
 
 
 # --- models and the command line, once ---------------------------------------------------------
-def _fully_trained(folder: Path) -> bool:
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        return len(manifest["models"]) == len(MODELS) and not any(r.get("subset") for r in manifest["models"].values())
-    except (OSError, ValueError, KeyError, AttributeError):
-        return False
-
-
 @pytest.fixture(scope="module")
-def trained(request):
+def trained(best_artifacts):
     """(artifacts folder, models, whether digits are checked)."""
     from core import load_models
 
-    committed = ROOT / "artifacts"
-    if _fully_trained(committed):
-        return committed, load_models(committed), True
-    folder = request.getfixturevalue("tiny_artifacts")
-    return folder, load_models(folder), False
+    folder, fully_trained = best_artifacts
+    return folder, load_models(folder), fully_trained
 
 
 @pytest.fixture(scope="module")

@@ -69,30 +69,19 @@ def test_saliency_is_concentrated_on_the_ink(models, digits, name):
         assert mask.mean() < 0.5  # the mask is not most of the picture
 
 
-@pytest.fixture(scope="module")
-def committed():
-    """The committed models in artifacts/ (the ones the dashboard shows)."""
-    from core import ArtifactError, load_models
-
-    try:
-        return load_models()
-    except ArtifactError as e:
-        pytest.skip(f"no committed artifacts: {e}")
-
-
 @pytest.mark.parametrize("name", ["numpy_mlp", "keras_mlp", "lenet"])
-def test_committed_models_saliency_is_on_the_ink(committed, digits, name):
+def test_committed_models_saliency_is_on_the_ink(committed_models, digits, name):
     """With the fully trained models: over 70% (in fact all) of the default map's mass on the strokes."""
-    fractions = [inside.saliency(committed[name], x)[_ink_mask(x)].sum() / inside.saliency(committed[name], x).sum()
+    fractions = [inside.saliency(committed_models[name], x)[_ink_mask(x)].sum() / inside.saliency(committed_models[name], x).sum()
                  for x in digits[0][:20]]
     assert min(fractions) > 0.7
 
 
-def test_committed_cnn_gradient_is_densest_near_the_strokes(committed, digits):
+def test_committed_cnn_gradient_is_densest_near_the_strokes(committed_models, digits):
     """The CNN's plain gradient, which may light up any pixel, is still strongest near the ink."""
     ratios = []
     for x in digits[0][:20]:
-        s, mask = inside.saliency(committed["lenet"], x, method="gradient"), _ink_mask(x)
+        s, mask = inside.saliency(committed_models["lenet"], x, method="gradient"), _ink_mask(x)
         ratios.append(s[mask].mean() / s[~mask].mean())
     assert np.mean(ratios) > 1.2
 

@@ -25,18 +25,8 @@ def _load_module():
     return module
 
 
-def _fully_trained(folder: Path) -> bool:
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        return all(not run.get("subset") for run in manifest["models"].values()) and len(manifest["models"]) == 3
-    except (OSError, ValueError, KeyError, AttributeError):
-        return False
-
-
-def test_concurrent_sessions_all_get_answers(tmp_path, request, chromium):
-    committed = ROOT / "artifacts"
-    check = _fully_trained(committed)
-    folder = committed if check else request.getfixturevalue("tiny_artifacts")
+def test_concurrent_sessions_all_get_answers(tmp_path, best_artifacts, chromium):
+    folder, check = best_artifacts
     out = tmp_path / "load.json"
     load = _load_module()
     code = load.main(["--sessions", "4", "--rounds", "2", "--artifacts", str(folder), "--json", str(out),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-VIEWS = Path(__file__).resolve().parent.parent / "dashboard" / "views"
+HOME = str(Path(__file__).resolve().parent.parent / "dashboard" / "Home.py")
 TIMEOUT = 120
 
 
@@ -18,7 +18,11 @@ def app_env(monkeypatch, tiny_artifacts):
 
 
 def page(name):
-    return AppTest.from_file(str(VIEWS / name), default_timeout=TIMEOUT)
+    """The app through its entry point, as a visitor gets it, on views/``name``.
+
+    Home runs first: only then does AppTest know the pages' custom url paths (Train's is "train").
+    """
+    return AppTest.from_file(HOME, default_timeout=TIMEOUT).run().switch_page(f"views/{name}")
 
 
 def captions(at) -> str:

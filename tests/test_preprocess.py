@@ -159,23 +159,13 @@ def test_naive_baseline_is_whole_image_with_bright_ink():
 # --- real digits, real models ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def real_models():
-    from core import ArtifactError, load_models
-
-    try:
-        return load_models()
-    except ArtifactError as e:
-        pytest.skip(f"no trained artifacts/ ({e}); run python -m core.train")
-
-
-def test_mnist_digits_upscaled_10x_keep_their_prediction(mnist, real_models):
+def test_mnist_digits_upscaled_10x_keep_their_prediction(mnist, committed_models):
     (_, _), (x_test, _) = mnist
     digits = x_test[:50]
     canvases = [np.asarray(Image.fromarray(d).resize((280, 280), Image.Resampling.BICUBIC)) for d in digits]
     upscaled = np.stack([to_mnist(c) for c in canvases])
     as_is = np.stack([to_mnist(d) for d in digits])  # the app's "test digit" source: 28x28 already
-    for name, model in real_models.items():
+    for name, model in committed_models.items():
         before = model.predict(digits.astype(np.float32) / 255)
         for prepared in (upscaled, as_is):
             after = model.predict(prepared)

@@ -3,14 +3,6 @@
 rotated, shifted, scaled, thickened or made noisy. Every picture is computed by core.inside.
 """
 
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent.parent  # dashboard/
-for _path in (HERE.parent, HERE):  # `import core` and `import common` when run on its own
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -19,9 +11,6 @@ import session_models
 from common import COLORS, SHORT, TITLES, digit_image, load, models, require_artifacts, show_artifact_error
 from core import inside
 from core.artifacts import ArtifactError
-
-if Path(sys.argv[0]).name == Path(__file__).name:  # run on its own rather than through Home.py
-    st.set_page_config(page_title="Inside", layout="wide")
 
 DRAWN_KEY = "drawn_digit"  # the Draw page leaves the last 28x28 digit it read here
 TABS = ["Layers", "Saliency", "Weights", "Robustness"]

@@ -5,14 +5,6 @@ as ``python -m core.train`` does); the page polls it. The result is this session
 it joins the committed three on the other pages until the session ends, and is never saved.
 """
 
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent.parent  # dashboard/
-for _path in (HERE.parent, HERE):  # `import core` and `import common` when run on its own
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -21,9 +13,6 @@ from common import TITLES, full_data, load
 from core import MODELS, live, model_class
 from core.artifacts import ArtifactError
 from core.data import how_to_point
-
-if Path(sys.argv[0]).name == Path(__file__).name:  # run on its own rather than through Home.py
-    st.set_page_config(page_title="Train", layout="wide")
 
 SIZES = [500, 1000, 2000, 5000, 10_000, 20_000, 55_000]
 RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2]
