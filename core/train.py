@@ -145,11 +145,14 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
     return results
 
 
-AUGMENT_LIMITS = {"rotate": (0, 90, "DEG"), "shear": (0, 1, "F"), "scale": (0, 0.9, "F"), "shift": (0, 10, "PX"),
-                  "stroke": (0, 1, "P")}  # beyond these a digit is no longer reliably itself
-AUGMENT_HELP = {"rotate": "largest rotation either way, degrees", "shear": "largest slant, as a fraction",
-                "scale": "largest relative size change", "shift": "largest move either way, pixels",
-                "stroke": "share of images whose strokes are thickened or thinned by a pixel"}
+# name: (lowest, highest, metavar, help). Beyond these bounds a digit is no longer reliably itself.
+AUGMENT_OPTIONS = {
+    "rotate": (0, 90, "DEG", "largest rotation either way, degrees"),
+    "shear": (0, 1, "F", "largest slant, as a fraction"),
+    "scale": (0, 0.9, "F", "largest relative size change"),
+    "shift": (0, 10, "PX", "largest move either way, pixels"),
+    "stroke": (0, 1, "P", "share of images whose strokes are thickened or thinned by a pixel"),
+}
 
 
 def parse_args(argv=None):
@@ -165,14 +168,14 @@ def parse_args(argv=None):
                    help="turn data augmentation off")
     a = p.add_argument_group("augmentation strength (each epoch, every image gets a fresh random draw up to these)")
     for field in dataclasses.fields(Augment):
-        low, high, unit = AUGMENT_LIMITS[field.name]
+        low, high, unit, text = AUGMENT_OPTIONS[field.name]
         a.add_argument(f"--{field.name}", type=float, default=field.default, metavar=unit,
-                       help=f"{AUGMENT_HELP[field.name]} (default {field.default:g}; {low:g} to {high:g})")
+                       help=f"{text} (default {field.default:g}; {low:g} to {high:g})")
     args = p.parse_args(argv)
-    for name, (low, high, _) in AUGMENT_LIMITS.items():
+    for name, (low, high, _, _) in AUGMENT_OPTIONS.items():
         if not low <= getattr(args, name) <= high:
             p.error(f"--{name} must be between {low:g} and {high:g}, not {getattr(args, name):g}")
-    args.augmentation = Augment(**{name: getattr(args, name) for name in AUGMENT_LIMITS})
+    args.augmentation = Augment(**{name: getattr(args, name) for name in AUGMENT_OPTIONS})
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
     if args.subset is not None and args.subset < 100:
