@@ -78,9 +78,11 @@ def serve(env: dict | None = None, timeout: float = 60):
 def wait_idle(page, timeout: float = 90_000) -> None:
     """Wait until the script run is over: a title is shown and the running indicator has gone."""
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout)
-    page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"], "
-                           "[data-testid=\"stSpinner\"]')", timeout=timeout)  # spinners: models still loading
+    idle = ("() => !document.querySelector('[data-testid=\"stStatusWidget\"], "
+            "[data-testid=\"stSpinner\"]')")  # spinners: models still loading
+    for _ in range(2):  # idle twice, 600 ms apart: a spinner can appear a moment after the title
+        page.wait_for_timeout(600)
+        page.wait_for_function(idle, timeout=timeout)
     page.wait_for_timeout(500)  # plotly draws after the run ends
 
 
