@@ -4,25 +4,18 @@
     models = load_models()                  # from artifacts/, or load_models(path)
     p = models["lenet"].predict_proba(x)    # x float32 (n, 28, 28) in [0, 1] -> (n, 10)
 
-This package never imports Streamlit, and imports TensorFlow only when a Keras model is used.
+This package is the library: it never imports Streamlit, a browser or the dashboard, and
+imports TensorFlow only when a Keras model is used.
 """
 
 from __future__ import annotations
 
-from core.models import MODELS, TITLES, model_class
-from core.models.base import ArtifactError
+import os
 
+# TensorFlow's start-up notices (oneDNN, CPU features) are for its developers, not our users.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-def load_model(name: str, path=None):
-    """One trained model from ``path`` (default ``artifacts/``); raises ArtifactError if unusable."""
-    from core.artifacts import artifacts_dir
+from core.artifacts import ArtifactError, load_model, load_models  # noqa: E402
+from core.models import MODELS, SPECS, model_class  # noqa: E402
 
-    return model_class(name).load(artifacts_dir(path) / name)
-
-
-def load_models(path=None, names=None) -> dict:
-    """All three trained models (or ``names``), in display order."""
-    return {name: load_model(name, path) for name in (names or MODELS)}
-
-
-__all__ = ["ArtifactError", "MODELS", "TITLES", "load_model", "load_models", "model_class"]
+__all__ = ["MODELS", "SPECS", "ArtifactError", "load_model", "load_models", "model_class"]

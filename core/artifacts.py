@@ -1,24 +1,29 @@
-"""The artifacts folder: what training writes and what the dashboard reads.
+"""The artifacts folder, its whole format in one place: which files there are, how each is read,
+written and checked, staged writes, and loading the trained models.
 
     artifacts/
       manifest.json              format version, library versions, seed, data checksum, date, per-model run info
       sample.npz                 a bundled sample of test digits, class counts and per-class mean images
-      <model>/settings.json      the settings dataclass, with the model's format version
+      <model>/settings.json      the model's settings (training settings included) and its format version
       <model>/history.json       per-epoch loss, accuracy, validation loss and accuracy, learning rate, seconds
-      <model>/weights.npz | model.keras
+      <model>/weights.npz | model.keras    the weights, written and read by the model class
       <model>/metrics.json       test accuracy, per-class accuracy, confusion matrix, parameters, timings
       <model>/predictions.npz    test-set probabilities (float16) and predicted digits
       <model>/misclassified.npz  every test digit the model got wrong: index, image, label, prediction, probabilities
 
-Everything is JSON or ``.npz`` read with ``allow_pickle=False``: no file can run code.
-Writes go to a staging folder that replaces the old one only once complete, so an
-interrupted or failed run leaves the previous artifacts as they were. Readers raise
-``ArtifactError`` naming the file and the command that recreates it. No TensorFlow here.
+``read(kind, name)`` returns a file's content only after checking its values, not just its
+shape: a number where a number belongs, finite and in range, figures that agree with each
+other, a file that belongs to the model whose folder it is in. Anything else raises
+``ArtifactError`` naming the file and the command that recreates it. Everything is JSON or
+``.npz`` read with ``allow_pickle=False``: no file can run code. Writes go to a staging
+folder that replaces the old one only once complete, so an interrupted or failed run leaves
+the previous artifacts as they were. No TensorFlow here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -26,25 +31,285 @@ import tempfile
 import threading
 import zipfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from core.models import MODELS
-from core.models.base import ArtifactError, read_json
+from core.models import MODELS, model_class
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: training settings saved per model; metrics name their model
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "artifacts"
-MANIFEST = "manifest.json"
-SAMPLE = "sample.npz"
+ENV_VAR = "MNIST_ARTIFACTS"
 RETRAIN = "python -m core.train"
 
-__all__ = ["ArtifactError", "DEFAULT_DIR", "staging", "load_manifest", "load_metrics", "load_history",
-           "load_settings", "load_predictions", "load_misclassified", "load_sample", "status"]
+
+class ArtifactError(Exception):
+    """A saved model or artifact file is missing, corrupt, implausible or of another format version."""
 
 
 def artifacts_dir(path=None) -> Path:
-    return Path(path) if path is not None else Path(os.environ.get("MNIST_ARTIFACTS", DEFAULT_DIR))
+    """``path``, else $MNIST_ARTIFACTS, else the repository's ``artifacts/``."""
+    return Path(path) if path is not None else Path(os.environ.get(ENV_VAR, DEFAULT_DIR))
+
+
+def retrain_command(name: str | None = None) -> str:
+    return f"{RETRAIN} --models {name}" if name else RETRAIN
+
+
+# --- checking values: each raises ValueError with the reason ----------------------------------
+def _need(ok: bool, why: str) -> None:
+    if not ok:
+        raise ValueError(why)
+
+
+def _number(d: dict, key: str, lo: float = -math.inf, hi: float = math.inf, integer: bool = False,
+            optional: bool = False):
+    """d[key] as a finite number in [lo, hi] (an int if ``integer``)."""
+    if optional and d.get(key) is None:
+        return None
+    v = d.get(key)
+    kinds = (int,) if integer else (int, float)
+    _need(isinstance(v, kinds) and not isinstance(v, bool), f"'{key}' is missing or not a number ({v!r})")
+    _need(math.isfinite(v) and lo <= v <= hi, f"'{key}' is {v!r}, outside {lo:g} to {hi:g}")
+    return v
+
+
+def _array(a, shape, kind: str, lo: float | None = None, hi: float | None = None, what: str = "array"):
+    """An array of this shape (None: any length), dtype kind ('i' integer, 'u' uint8, 'f' float) and range."""
+    a = np.asarray(a)
+    _need(a.ndim == len(shape) and all(s is None or s == n for s, n in zip(shape, a.shape)),
+          f"{what} has shape {a.shape}, expected {tuple('n' if s is None else s for s in shape)}")
+    if kind == "u":
+        _need(a.dtype == np.uint8, f"{what} is {a.dtype}, expected uint8")
+    elif kind == "i":
+        _need(a.dtype.kind in "iu", f"{what} is {a.dtype}, expected integers")
+    else:
+        _need(a.dtype.kind in "fiu", f"{what} is {a.dtype}, expected numbers")
+        _need(bool(np.isfinite(a).all()), f"{what} holds NaN or infinite values")
+    if a.size and lo is not None:
+        _need(float(a.min()) >= lo and float(a.max()) <= hi, f"{what} has values outside {lo:g} to {hi:g}")
+    return a
+
+
+def _belongs(d: dict, name: str | None) -> None:
+    """A file that names its model must name the folder's: swapped folders are caught here."""
+    if name is not None and "model" in d:
+        _need(d["model"] == name, f"it is {d['model']!r}'s file, in {name!r}'s folder: the folders were swapped or "
+                                  "copied")
+
+
+def check_metrics(m, name: str | None = None) -> None:
+    _need(isinstance(m, dict), "not a JSON object")
+    _belongs(m, name)
+    n = _number(m, "test_size", 1, integer=True)
+    errors = _number(m, "errors", 0, n, integer=True)
+    acc = _number(m, "test_accuracy", 0, 1)
+    _number(m, "test_loss", 0)
+    _number(m, "params", 1, integer=True)
+    _number(m, "inference_ms_per_image", 0)
+    _number(m, "train_seconds", 0)
+    _number(m, "epochs", 1, integer=True, optional=True)
+    _number(m, "train_size", 1, integer=True, optional=True)
+    cm = _array(m.get("confusion"), (10, 10), "f", 0, n, "'confusion'")
+    _need(bool((cm == np.round(cm)).all()) and int(cm.sum()) == n, f"'confusion' does not count the {n:,} test digits")
+    _array(m.get("per_class_accuracy"), (10,), "f", 0, 1, "'per_class_accuracy'")
+    _need(int(n - np.trace(cm)) == errors, f"'errors' is {errors} but the confusion matrix has {int(n - np.trace(cm))}")
+    _need(abs(acc - np.trace(cm) / n) < 1e-6, f"'test_accuracy' is {acc} but the confusion matrix gives "
+                                              f"{np.trace(cm) / n}")
+
+
+def check_history(h, name: str | None = None) -> None:
+    _need(isinstance(h, list) and len(h) > 0, "no epochs recorded")
+    for i, r in enumerate(h, 1):
+        _need(isinstance(r, dict), f"epoch {i} is not a JSON object")
+        try:
+            _number(r, "epoch", 1, integer=True)
+            for key in ("accuracy", "val_accuracy"):
+                _number(r, key, 0, 1)
+            for key in ("loss", "val_loss", "seconds"):
+                _number(r, key, 0)
+            _number(r, "lr", 0, optional=True)
+        except ValueError as e:
+            raise ValueError(f"epoch {i}: {e}") from None
+
+
+def check_settings(s, name: str | None = None) -> None:
+    _need(isinstance(s, dict) and isinstance(s.get("settings"), dict), "no 'settings' object")
+    _belongs(s, name)
+    _number(s, "format_version", 1, integer=True)
+
+
+def check_manifest(m, name: str | None = None) -> None:
+    _need(isinstance(m, dict), f"not a JSON object but a {type(m).__name__}")
+    _need(m.get("format_version") == FORMAT_VERSION,
+          f"artifacts format {m.get('format_version')!r}, this code reads {FORMAT_VERSION}")
+    _need(isinstance(m.get("created"), str), "'created' is missing or not a date")
+    _number(m, "seed", 0, integer=True)
+    _need(isinstance(m.get("data_checksum"), str), "'data_checksum' is missing or not text")
+    _need(isinstance(m.get("versions"), dict), "'versions' is not an object")
+    runs = m.get("models", {})
+    _need(isinstance(runs, dict), "'models' is not an object")
+    for model, run in runs.items():
+        _need(model in MODELS, f"'models' names an unknown model {model!r}")
+        _need(isinstance(run, dict), f"'models.{model}' is not an object")
+        _need(isinstance(run.get("trained"), str), f"'models.{model}.trained' is not a date")
+        try:
+            _number(run, "subset", 1, integer=True, optional=True)
+            _number(run, "epochs", 1, integer=True)
+            _number(run, "seed", 0, integer=True)
+        except ValueError as e:
+            raise ValueError(f"'models.{model}': {e}") from None
+
+
+def check_predictions(p, name: str | None = None) -> None:
+    n = len(_array(p["label"], (None,), "i", 0, 9, "'label'"))
+    _array(p["pred"], (n,), "i", 0, 9, "'pred'")
+    _array(p["probs"], (n, 10), "f", 0, 1.001, "'probs'")  # float16 rounding can pass 1 a little
+
+
+def check_misclassified(w, name: str | None = None) -> None:
+    k = len(_array(w["index"], (None,), "i", 0, np.inf, "'index'"))
+    _array(w["image"], (k, 28, 28), "u", what="'image'")
+    _array(w["label"], (k,), "i", 0, 9, "'label'")
+    _array(w["pred"], (k,), "i", 0, 9, "'pred'")
+    _array(w["probs"], (k, 10), "f", 0, 1.001, "'probs'")
+    _need(bool((np.asarray(w["label"]) != np.asarray(w["pred"])).all()), "it lists digits the model got right")
+
+
+def check_sample(s, name: str | None = None) -> None:
+    n = len(_array(s["labels"], (None,), "i", 0, 9, "'labels'"))
+    _array(s["images"], (n, 28, 28), "u", what="'images'")
+    _array(s["index"], (n,), "i", 0, np.inf, "'index'")
+    _array(s["train_counts"], (10,), "i", 0, np.inf, "'train_counts'")
+    _array(s["test_counts"], (10,), "i", 0, np.inf, "'test_counts'")
+    _array(s["class_means"], (10, 28, 28), "f", 0, 1, "'class_means'")
+
+
+# --- the table of files ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArtifactFile:
+    filename: str
+    per_model: bool  # in <model>/ (True) or at the top of the folder
+    keys: tuple[str, ...] | None  # the arrays of an .npz file; None for JSON
+    check: Callable  # (content, model name or None) -> None, raises ValueError
+    doc: str
+
+
+FILES = {
+    "manifest": ArtifactFile("manifest.json", False, None, check_manifest, "how and when the artifacts were made"),
+    "sample": ArtifactFile("sample.npz", False, ("images", "labels", "index", "train_counts", "test_counts",
+                                                 "class_means"), check_sample, "test digits and class summaries"),
+    "settings": ArtifactFile("settings.json", True, None, check_settings, "everything that made the model"),
+    "history": ArtifactFile("history.json", True, None, check_history, "loss and accuracy per epoch"),
+    "metrics": ArtifactFile("metrics.json", True, None, check_metrics, "test-set figures"),
+    "predictions": ArtifactFile("predictions.npz", True, ("probs", "pred", "label"), check_predictions,
+                                "every test digit's probabilities and answer"),
+    "misclassified": ArtifactFile("misclassified.npz", True, ("index", "image", "label", "pred", "probs"),
+                                  check_misclassified, "the test digits the model got wrong"),
+}
+MANIFEST, SAMPLE = FILES["manifest"].filename, FILES["sample"].filename
+
+
+def path(kind: str, name: str | None = None, folder=None) -> Path:
+    f = FILES[kind]
+    base = artifacts_dir(folder)
+    return base / name / f.filename if f.per_model else base / f.filename
+
+
+def read_json(p: Path):
+    try:
+        return json.loads(Path(p).read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{p} is missing.") from None
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{p} is corrupt ({e}).") from e
+
+
+def _read_npz(p: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            return {k: f[k] for k in keys}
+    except FileNotFoundError:
+        raise ArtifactError(f"{p} is missing.") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        why = "it holds Python objects, which are never loaded" if "pickle" in str(e) else e  # not NumPy's advice
+        raise ArtifactError(f"{p} is corrupt ({why}).") from e
+
+
+def read(kind: str, name: str | None = None, folder=None):
+    """One artifact file's content, checked; raises ArtifactError naming the file and the fix."""
+    f = FILES[kind]
+    p = path(kind, name, folder)
+    fix = retrain_command(name)
+    try:
+        data = _read_npz(p, f.keys) if f.keys else read_json(p)
+    except ArtifactError as e:
+        raise ArtifactError(f"{e} Recreate it with: {fix}") from None
+    try:
+        f.check(data, name)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ArtifactError(f"{p} is corrupt ({e}). Recreate it with: {fix}") from None
+    return data
+
+
+def write(kind: str, content, folder, name: str | None = None) -> Path:
+    """Write one artifact file (into a staging folder); JSON or compressed ``.npz`` by the table."""
+    p = path(kind, name, folder)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if FILES[kind].keys:
+        np.savez_compressed(p, **{k: content[k] for k in FILES[kind].keys})
+    else:
+        p.write_text(json.dumps(content, indent=1))
+    return p
+
+
+def load_model(name: str, path=None):
+    """One trained model from ``path`` (default: see ``artifacts_dir``); raises ArtifactError if unusable."""
+    return model_class(name).load(artifacts_dir(path) / name)
+
+
+def load_models(path=None, names=None) -> dict:
+    """All three trained models (or ``names``), in display order."""
+    return {name: load_model(name, path) for name in (names or MODELS)}
+
+
+def status(folder=None) -> dict[str, str | None]:
+    """For each model, None if its figures are all readable, else the message saying what is wrong."""
+    out = {}
+    for name in MODELS:
+        try:
+            for kind in ("metrics", "history", "settings"):
+                read(kind, name, folder)
+            out[name] = None
+        except ArtifactError as e:
+            out[name] = str(e)
+    return out
+
+
+# --- writing safely -----------------------------------------------------------------------------
+def is_artifacts_folder(folder: Path) -> bool:
+    """Whether ``folder`` already holds artifacts (a manifest, or a model's settings)."""
+    return (folder / MANIFEST).is_file() or any((folder / name / FILES["settings"].filename).is_file()
+                                                 for name in MODELS)
+
+
+def check_out(out) -> Path:
+    """The folder a run may write to: new, empty, or an artifacts folder; else ArtifactError.
+
+    Staging copies what ``out`` holds, so a wrong ``--out`` (a file, a home directory) would be
+    turned into a folder or copied whole: refuse it before anything happens.
+    """
+    out = Path(out).expanduser().resolve()
+    if not out.exists():
+        return out
+    if not out.is_dir():
+        raise ArtifactError(f"{out} exists and is a file, not an artifacts folder: choose a new folder or an artifacts folder.")
+    if any(out.iterdir()) and not is_artifacts_folder(out):
+        raise ArtifactError(f"{out} is a folder with other files in it, not an artifacts folder: choose a new "
+                            "or empty folder, or an existing artifacts folder to update.")
+    return out
 
 
 @contextmanager
@@ -54,7 +319,7 @@ def staging(out):
     The copy starts with everything ``out`` already holds, so a run that trains one model
     keeps the others' artifacts. The swap is two renames in the same folder.
     """
-    out = Path(out).resolve()
+    out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     _restore_interrupted_swap(out)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
@@ -100,79 +365,3 @@ def _signals_ignored():
         for s, handler in previous.items():
             if handler is not None:  # None: installed outside Python, cannot be put back
                 signal.signal(s, handler)
-
-
-def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=1))
-
-
-def _npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in keys}
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing. Create it with: {RETRAIN}") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        why = "it holds Python objects, which are never loaded" if "pickle" in str(e) else e  # not NumPy's advice
-        raise ArtifactError(f"{path} is corrupt ({why}). Recreate it with: {RETRAIN}") from e
-
-
-def _json(path: Path):
-    try:
-        return read_json(path)
-    except ArtifactError as e:
-        raise ArtifactError(f"{e} Recreate it with: {RETRAIN}") from None
-
-
-def load_manifest(path=None) -> dict:
-    m = _json(artifacts_dir(path) / MANIFEST)
-    if m.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{artifacts_dir(path) / MANIFEST}: artifacts format {m.get('format_version')}, "
-            f"this code reads {FORMAT_VERSION}. Recreate them with: {RETRAIN}"
-        )
-    return m
-
-
-def load_metrics(name: str, path=None) -> dict:
-    return _json(artifacts_dir(path) / name / "metrics.json")
-
-
-def load_history(name: str, path=None) -> list[dict]:
-    return _json(artifacts_dir(path) / name / "history.json")
-
-
-def load_settings(name: str, path=None) -> dict:
-    return _json(artifacts_dir(path) / name / "settings.json")
-
-
-def load_predictions(name: str, path=None) -> dict[str, np.ndarray]:
-    """probs float16 (10000, 10), pred uint8 (10000,), label uint8 (10000,)."""
-    return _npz(artifacts_dir(path) / name / "predictions.npz", ("probs", "pred", "label"))
-
-
-def load_misclassified(name: str, path=None) -> dict[str, np.ndarray]:
-    """index int32 (k,), image uint8 (k, 28, 28), label, pred uint8 (k,), probs float32 (k, 10)."""
-    return _npz(artifacts_dir(path) / name / "misclassified.npz", ("index", "image", "label", "pred", "probs"))
-
-
-def load_sample(path=None) -> dict[str, np.ndarray]:
-    """images uint8 (n, 28, 28), labels uint8 (n,), index int32 (n,) into the test set,
-    train_counts / test_counts int64 (10,), class_means float32 (10, 28, 28) over the full training set."""
-    return _npz(
-        artifacts_dir(path) / SAMPLE, ("images", "labels", "index", "train_counts", "test_counts", "class_means")
-    )
-
-
-def status(path=None) -> dict[str, str | None]:
-    """For each model, None if its artifacts are all readable, else the message saying what is wrong."""
-    out = {}
-    for name in MODELS:
-        try:
-            load_metrics(name, path)
-            load_history(name, path)
-            load_settings(name, path)
-            out[name] = None
-        except ArtifactError as e:
-            out[name] = str(e)
-    return out

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.preprocess import STROKE_RATIO, NoDigit, morph, naive, stroke_width, to_mnist
+from core.pixels import morph
+from core.preprocess import STROKE_RATIO, NoDigit, naive, stroke_width, to_mnist
 
 CANVAS = 280
 UP = 4  # digits are re-stroked at 4x MNIST's resolution, where a pixel is a quarter stroke
@@ -81,7 +82,7 @@ def _restroke(digit: np.ndarray, stroke: float) -> np.ndarray:
     width = stroke_width(up)
     steps = round((stroke * STROKE_RATIO * extent - width) / 2)
     steps = max(steps, -int((width - 3) // 2))  # keep 3 px (3/4 of an MNIST pixel) of every stroke
-    return morph(up, steps) if steps else up
+    return morph(up, 2 * steps)  # core.pixels counts pixels of width: two per step
 
 
 def render(digit: np.ndarray, d: Drawing, rng: np.random.Generator) -> np.ndarray:
@@ -205,7 +206,7 @@ def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool 
 
 
 def table(result: dict, detail: bool = False) -> str:
-    from core.models import TITLES
+    from core.models import SPECS
 
     split = "validation" if result.get("split") == "val" else "test"
     lines = [
@@ -217,7 +218,7 @@ def table(result: dict, detail: bool = False) -> str:
     ]
     for name, r in result["models"].items():
         gap = 100 * (r["drawn"] - r["mnist_test"])
-        lines.append(f"{TITLES.get(name, name):<26}{r['mnist_test']:>11.2%}{r['drawn']:>11.2%} ({gap:+.2f})"
+        lines.append(f"{SPECS[name].title:<26}{r['mnist_test']:>11.2%}{r['drawn']:>11.2%} ({gap:+.2f})"
                      f"{r['drawn_naive']:>14.2%}{r['mnist_same_digits']:>22.2%}")
     if detail:
         names = list(result["models"])

@@ -58,11 +58,12 @@ def _as_json(path: str, result: dict) -> dict:
 
 
 def _as_text(path: str, result: dict) -> str:
-    from core.models import TITLES
+    from core.models import SPECS
 
     lines = [f"{path}:"]
     for name, p in result["predictions"].items():
-        lines.append(f"  {TITLES.get(name, name):<26} {p['digit']}  ({p['probs'][p['digit']]:.1%})")
+        title = SPECS[name].title if name in SPECS else name
+        lines.append(f"  {title:<26} {p['digit']}  ({p['probs'][p['digit']]:.1%})")
     agreed = agreement(result)
     lines.append(f"  all models agree: {agreed}" if agreed is not None else "  the models disagree")
     return "\n".join(lines)

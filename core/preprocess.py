@@ -24,6 +24,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.pixels import morph
+
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 5 MB: any honest photo of a digit fits
 MAX_PIXELS = 4096 * 4096  # 16.8 MP; refused before decoding, far below Pillow's bomb limit
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # decoders we allow: no exotic parsers
@@ -249,22 +251,6 @@ def _resize(a: np.ndarray, size: tuple[int, int], box=None) -> np.ndarray:
     return np.asarray(im.resize(size, Image.Resampling.LANCZOS, box=box), np.float32)
 
 
-def morph(a: np.ndarray, steps: int) -> np.ndarray:
-    """Grey dilation (steps > 0) or erosion (< 0) by |steps| pixels.
-
-    Alternating 3x3 square and cross steps approximate a disc, so diagonal strokes change
-    width as much as straight ones. ``a`` must have a background margin of |steps| pixels.
-    """
-    op = np.maximum if steps > 0 else np.minimum
-    for i in range(abs(steps)):
-        p = np.pad(a, 1, mode="edge")
-        c = op(op(p[:-2, 1:-1], p[2:, 1:-1]), op(p[1:-1, :-2], p[1:-1, 2:]))
-        if i % 2 == 0:  # square step: diagonals too
-            c = op(c, op(op(p[:-2, :-2], p[:-2, 2:]), op(p[2:, :-2], p[2:, 2:])))
-        a = op(a, c)
-    return a
-
-
 def _check_size(ink: np.ndarray, box) -> None:
     """Raise NoDigit for a stray mark: tiny next to the image, or a blob a few strokes across."""
     if box is None:
@@ -316,7 +302,7 @@ def _normalise_stroke(work: np.ndarray) -> np.ndarray:
         return work
     steps = round((target - width) / 2)  # each step moves both edges by a pixel
     steps = max(steps, -int((width - 2) // 2))  # never erode a stroke away
-    return morph(work, steps) if steps else work
+    return morph(work, 2 * steps)  # core.pixels counts pixels of width: two per step
 
 
 def _frame(work: np.ndarray) -> np.ndarray:

@@ -1,9 +1,10 @@
-"""Train, evaluate and save the models: ``python -m core.train``.
+"""The training command, ``python -m core.train``: train, evaluate and save the models.
 
 Trains all three models (or those named) on the full training set, evaluates them on
-the test set and writes everything the dashboard shows to ``artifacts/`` (see
-``core.artifacts``). The test set is only ever used after training, never for choices.
-Writes are staged: Ctrl-C, SIGTERM or an error leaves the previous artifacts as they were.
+the test set (``core.evaluate``) and writes everything the dashboard shows to
+``artifacts/`` (``core.artifacts``). The test set is only ever used after training,
+never for choices. Writes are staged: Ctrl-C, SIGTERM or an error leaves the previous
+artifacts as they were.
 """
 
 from __future__ import annotations
@@ -23,39 +24,11 @@ import numpy as np
 from core import artifacts
 from core.augment import Augment
 from core.data import DataError, checksum, load_mnist, splits
-from core.metrics import accuracy, confusion, cross_entropy, per_class_accuracy
+from core.evaluate import evaluate
 from core.models import MODELS, model_class
+from core.settings import with_training
 
 SAMPLE_PER_CLASS = 50
-
-
-def evaluate(model, test) -> tuple[dict, dict, dict]:
-    """Test-set metrics, predictions and misclassified examples for one trained model."""
-    start = time.perf_counter()
-    probs = model.predict_proba(test.x)
-    batch_seconds = time.perf_counter() - start
-    pred = probs.argmax(1).astype(np.uint8)
-    cm = confusion(test.y, pred)
-    wrong = np.flatnonzero(pred != test.y)
-    metrics = {
-        "test_accuracy": accuracy(probs, test.y),
-        "test_loss": cross_entropy(probs, test.y),
-        "errors": int(len(wrong)),
-        "test_size": int(len(test)),
-        "per_class_accuracy": per_class_accuracy(cm).tolist(),
-        "confusion": cm.tolist(),
-        "params": model.num_params(),
-        "inference_ms_per_image": 1000 * batch_seconds / len(test),
-    }
-    predictions = {"probs": probs.astype(np.float16), "pred": pred, "label": test.y.astype(np.uint8)}
-    misclassified = {
-        "index": wrong.astype(np.int32),
-        "image": np.round(test.x[wrong] * 255).astype(np.uint8),
-        "label": test.y[wrong].astype(np.uint8),
-        "pred": pred[wrong],
-        "probs": probs[wrong].astype(np.float32),
-    }
-    return metrics, predictions, misclassified
 
 
 def write_sample(folder: Path, data, seed: int) -> None:
@@ -64,12 +37,11 @@ def write_sample(folder: Path, data, seed: int) -> None:
     rng = np.random.default_rng(seed)
     index = np.concatenate([rng.choice(np.flatnonzero(y_test == d), SAMPLE_PER_CLASS, replace=False) for d in range(10)])
     means = np.stack([x_train[y_train == d].mean(0) / 255 for d in range(10)]).astype(np.float32)
-    np.savez_compressed(
-        folder / artifacts.SAMPLE,
-        images=x_test[index], labels=y_test[index], index=index.astype(np.int32),
-        train_counts=np.bincount(y_train, minlength=10), test_counts=np.bincount(y_test, minlength=10),
-        class_means=means,
-    )
+    artifacts.write("sample", {
+        "images": x_test[index], "labels": y_test[index], "index": index.astype(np.int32),
+        "train_counts": np.bincount(y_train, minlength=10), "test_counts": np.bincount(y_test, minlength=10),
+        "class_means": means,
+    }, folder)
 
 
 def versions() -> dict:
@@ -79,33 +51,40 @@ def versions() -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
+def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentation: Augment | None = None):
+    """The model's default settings with the command's choices applied: what the run really uses."""
+    changes = {"seed": seed}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if augment is not None:
+        changes["augment"] = augment
+    if augmentation is not None:
+        changes["augmentation"] = augmentation
+    return with_training(model_class(name).Settings(), **changes)
+
+
 def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print,
           augmentation: Augment | None = None) -> dict:
     """Train ``names`` and write their artifacts to ``out``; returns {name: metrics}.
 
-    ``augment`` turns augmentation on or off for every model (None: each model's setting);
+    ``epochs`` and ``augment`` (on or off) override each model's settings when given;
     ``augmentation`` says how strong it is (None: ``core.augment.Augment``'s defaults).
     """
+    out = artifacts.check_out(artifacts.artifacts_dir(out))  # refuse a wrong --out before an hour of work
     data = load_mnist(data_dir)
     train_split, val, test = splits(data, subset=subset, seed=seed)
     log(f"data: {len(train_split)} training, {len(val)} validation, {len(test)} test images")
     results = {}
-    out = artifacts.artifacts_dir(out)
     with artifacts.staging(out) as stage:
         manifest = {}
         if (stage / artifacts.MANIFEST).exists():
             try:
-                manifest = artifacts.load_manifest(stage)
+                manifest = artifacts.read("manifest", folder=stage)
             except artifacts.ArtifactError:
                 manifest = {}  # unreadable or older: rewritten below
         for name in names:
-            cls = model_class(name)
-            overrides = {"seed": seed} | ({} if augment is None else {"augment": augment})
-            model = cls(dataclasses.replace(cls.Settings(), **overrides))
-            if augmentation is not None:
-                model.augmentation = augmentation
-            log(f"\n{name}: {model.num_params():,} parameters, {model.settings}"
-                + (f", {model.augmentation}" if model.settings.augment else ""))
+            model = model_class(name)(settings_for(name, epochs, seed, augment, augmentation))
+            log(f"\n{name}: {model.num_params():,} parameters, {model.settings}")
             start = time.perf_counter()
 
             def progress(r):
@@ -114,23 +93,22 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
                     f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  {r['seconds']:.1f}s",
                 )
 
-            model.fit(train_split, val, epochs=epochs, on_epoch=progress)
+            model.fit(train_split, val, on_epoch=progress)
             train_seconds = time.perf_counter() - start
-            metrics, predictions, misclassified = evaluate(model, test)
-            metrics |= {"train_seconds": train_seconds, "epochs": len(model.history), "train_size": len(train_split)}
+            result = evaluate(model, test, train_seconds=train_seconds, epochs=len(model.history),
+                              train_size=len(train_split))
             folder = stage / name
             if folder.exists():
                 shutil.rmtree(folder)  # no stale files from another model format
             model.save(folder)
-            artifacts.write_json(folder / "metrics.json", metrics)
-            np.savez_compressed(folder / "predictions.npz", **predictions)
-            np.savez_compressed(folder / "misclassified.npz", **misclassified)
-            log(f"  test accuracy {metrics['test_accuracy']:.4f} ({metrics['errors']} errors), trained in {train_seconds:.0f}s")
-            results[name] = metrics
+            for kind in ("metrics", "predictions", "misclassified"):
+                artifacts.write(kind, getattr(result, kind), stage, name)
+            m = result.metrics
+            log(f"  test accuracy {m['test_accuracy']:.4f} ({m['errors']} errors), trained in {train_seconds:.0f}s")
+            results[name] = m
             manifest.setdefault("models", {})[name] = {
                 "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "subset": subset, "epochs": len(model.history), "seed": seed,
-                "augmentation": dataclasses.asdict(model.augmentation) if model.settings.augment else None,
             }
         write_sample(stage, data, seed)
         manifest |= {
@@ -140,7 +118,7 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
             "data_checksum": checksum(data),
             "versions": versions(),
         }
-        artifacts.write_json(stage / artifacts.MANIFEST, manifest)
+        artifacts.write("manifest", manifest, stage)
     log(f"\nartifacts written to {out}")
     return results
 
@@ -193,7 +171,7 @@ def main(argv=None) -> int:
     try:
         train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
               log=lambda s: print(s, flush=True), augmentation=args.augmentation)
-    except DataError as e:
+    except (DataError, artifacts.ArtifactError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

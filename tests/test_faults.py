@@ -42,7 +42,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def predictions(folder: Path) -> dict[str, np.ndarray]:
-    x = artifacts.load_sample(folder)["images"][::25].astype(np.float32) / 255
+    x = artifacts.read("sample", folder=folder)["images"][::25].astype(np.float32) / 255
     return {name: m.predict_proba(x) for name, m in load_models(folder).items()}
 
 
@@ -120,9 +120,9 @@ def test_killed_training_keeps_previous_artifacts(art, reference, sig, where):
     # Otherwise the signal came after the swap, the run's commit point: then the folder must be the
     # complete new run, the NumPy MLP's files all new and every other file untouched, never a mix.
     assert set(files_after) == set(files_before), f"killed at {where} +{delay:.3f}s (exit {code}): files differ"
-    manifest = artifacts.load_manifest(art)
+    manifest = artifacts.read("manifest", folder=art)
     assert manifest["models"]["numpy_mlp"]["subset"] == KILL_SUBSET
-    assert artifacts.load_metrics("numpy_mlp", art)["train_size"] == KILL_SUBSET
+    assert artifacts.read("metrics", "numpy_mlp", art)["train_size"] == KILL_SUBSET
     for rel_path, digest in files_before.items():
         if rel_path.startswith(("keras_mlp/", "lenet/")):
             assert files_after[rel_path] == digest, rel_path
@@ -160,7 +160,7 @@ def test_interrupt_during_swap_cannot_cut_it_in_half(art, monkeypatch):
     assert sent
     assert (art / "marker").read_text() == "new"
     assert not list(art.parent.glob("artifacts.old-*")) and not list(art.parent.glob("artifacts.tmp-*"))
-    artifacts.load_manifest(art)
+    artifacts.read("manifest", folder=art)
 
 
 def test_swap_cut_by_sigkill_is_restored_by_next_run(art):
@@ -178,21 +178,15 @@ def test_swap_cut_by_sigkill_is_restored_by_next_run(art):
 def _readers(rel: str):
     """The core readers that must refuse ``rel`` when it is damaged: (description, call(folder))."""
     if rel == artifacts.MANIFEST:
-        return [("load_manifest", artifacts.load_manifest)]
+        return [("read manifest", lambda p: artifacts.read("manifest", folder=p))]
     if rel == artifacts.SAMPLE:
-        return [("load_sample", artifacts.load_sample)]
+        return [("read sample", lambda p: artifacts.read("sample", folder=p))]
     model, name = rel.split("/")
-    readers = {
-        "settings.json": [("load_settings", lambda p: artifacts.load_settings(model, p)),
-                          ("load_model", lambda p: load_model(model, p))],
-        "history.json": [("load_history", lambda p: artifacts.load_history(model, p))],
-        "metrics.json": [("load_metrics", lambda p: artifacts.load_metrics(model, p))],
-        "predictions.npz": [("load_predictions", lambda p: artifacts.load_predictions(model, p))],
-        "misclassified.npz": [("load_misclassified", lambda p: artifacts.load_misclassified(model, p))],
-        "weights.npz": [("load_model", lambda p: load_model(model, p))],
-        "model.keras": [("load_model", lambda p: load_model(model, p))],
-    }
-    return readers[name]
+    kind = next((k for k, f in artifacts.FILES.items() if f.filename == name), None)
+    readers = [("load_model", lambda p: load_model(model, p))] if name in ("settings.json", *WEIGHTS.values()) else []
+    if kind is not None:
+        readers.append((f"read {kind}", lambda p: artifacts.read(kind, model, p)))
+    return readers
 
 
 WEIGHTS = {"numpy_mlp": "weights.npz", "keras_mlp": "model.keras", "lenet": "model.keras"}
@@ -244,11 +238,11 @@ def test_damaged_artifact_is_named(art, rel, how):
         for other in MODELS:
             if other != model:
                 assert state[other] is None, state[other]
-                artifacts.load_metrics(other, art)
+                artifacts.read("metrics", other, art)
         if rel.split("/")[1] in ("settings.json", "history.json", "metrics.json"):
             assert str(path) in state[model]
     if rel != artifacts.MANIFEST:
-        artifacts.load_manifest(art)
+        artifacts.read("manifest", folder=art)
     if model != "numpy_mlp":
         assert load_model("numpy_mlp", art).predict_proba(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
 
@@ -268,7 +262,7 @@ def test_predict_cli_names_the_bad_artifact(art, rel, how, tmp_path, capsys):
     from core.predict import main
 
     image = tmp_path / "digit.png"
-    Image.fromarray((artifacts.load_sample(art)["images"][0])).save(image)
+    Image.fromarray((artifacts.read("sample", folder=art)["images"][0])).save(image)
     damage(art / rel, how)
     code = main([str(image), "--artifacts", str(art)])
     out, err = capsys.readouterr()

@@ -1,12 +1,14 @@
 """The three models share one interface; these checks run over all of them."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from core import ArtifactError, MODELS, load_models, model_class
+from core import MODELS, ArtifactError, load_models, model_class
 from core.data import Split
+from core.settings import with_training
 
 EXPECTED_PARAMS = {
     "numpy_mlp": 784 * 128 + 128 + 128 * 10 + 10,
@@ -21,10 +23,15 @@ def tiny_split(n, seed=0):
     return Split(rng.random((n, 28, 28), dtype=np.float32), rng.integers(0, 10, n).astype(np.uint8))
 
 
+def make(name, **train):
+    """A fresh model with some training settings changed (epochs=2, seed=7, ...)."""
+    cls = model_class(name)
+    return cls(with_training(cls.Settings(), **train))
+
+
 @pytest.fixture(params=list(MODELS))
 def model(request):
-    cls = model_class(request.param)
-    return cls(cls.Settings(epochs=1, augment=False))
+    return make(request.param, epochs=1, augment=False)
 
 
 def test_probabilities_shape_and_sum(model):
@@ -40,7 +47,8 @@ def test_parameter_count(model):
 
 
 def test_fit_records_history_and_save_load_round_trip(model, tmp_path):
-    history = model.fit(tiny_split(256), tiny_split(64, seed=1), epochs=2)
+    model = make(model.name, epochs=2, augment=False)
+    history = model.fit(tiny_split(256), tiny_split(64, seed=1))
     assert [r["epoch"] for r in history] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"} <= set(history[0])
     model.save(tmp_path / model.name)
@@ -52,8 +60,19 @@ def test_fit_records_history_and_save_load_round_trip(model, tmp_path):
 
 
 def test_stop_from_callback_keeps_what_was_learnt(model):
-    history = model.fit(tiny_split(128), tiny_split(32), epochs=5, on_epoch=lambda r: r["epoch"] < 2)
+    """Stopping after epoch 2 of 5 keeps the learnt weights: the model answers as it did when stopped."""
+    model = make(model.name, epochs=5, augment=False)
+    x = tiny_split(20, seed=2).x
+    seen = {}
+
+    def stop_after_two(record):
+        seen[record["epoch"]] = model.predict_proba(x)
+        return record["epoch"] < 2
+
+    history = model.fit(tiny_split(128), tiny_split(32), on_epoch=stop_after_two)
     assert len(history) == 2
+    np.testing.assert_array_equal(model.predict_proba(x), seen[2])
+    assert not np.allclose(seen[1], seen[2])  # and the second epoch did change it
 
 
 def test_load_refuses_other_format_version(model, tmp_path):
@@ -80,20 +99,20 @@ def test_numpy_mlp_is_bit_identical_for_a_seed():
     cls = model_class("numpy_mlp")
     runs = []
     for _ in range(2):
-        m = cls(cls.Settings(seed=7))
-        m.fit(tiny_split(300), tiny_split(50), epochs=2)
+        m = make("numpy_mlp", seed=7, epochs=2)
+        m.fit(tiny_split(300), tiny_split(50))
         runs.append(m.params)
     for k in runs[0]:
         assert runs[0][k].dtype == np.float32  # float64 creeping in would double the time
         np.testing.assert_array_equal(runs[0][k], runs[1][k])
-    other = cls(cls.Settings(seed=8))
+    other = make("numpy_mlp", seed=8)
     assert not np.array_equal(other.params["W1"], runs[0]["W1"])
 
 
 def test_numpy_mlp_backprop_matches_finite_differences():
     """Central differences in float64 against the hand-written backward pass."""
     cls = model_class("numpy_mlp")
-    m = cls(cls.Settings(hidden=16, seed=3))
+    m = cls(replace(with_training(cls.Settings(), seed=3), hidden=16))
     m.params = {k: v.astype(np.float64) for k, v in m.params.items()}
     m.params["b1"] += 0.05  # keep pre-activations away from ReLU's kink
     rng = np.random.default_rng(0)
@@ -131,7 +150,7 @@ def test_committed_artifacts_load_and_match_their_metrics(name):
     data = find_mnist()
     if data is None:
         pytest.skip("MNIST not available")
-    saved = artifacts.load_predictions(name)
+    saved = artifacts.read("predictions", name)
     model = load_models(names=[name])[name]
     x_test = scale(data[1][0][:2000])
     pred = model.predict_proba(x_test).argmax(1)

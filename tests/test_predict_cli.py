@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core import MODELS, TITLES
+from core import MODELS, SPECS
 from core.predict import agreement, main, predict_image
 from core.preprocess import ImageError, NoDigit
 
@@ -132,7 +132,7 @@ def test_cli_text_output_and_success_code(tiny_artifacts, files, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert out.count(str(files["good"])) == 1 and out.count(str(files["jpeg"])) == 1
-    for title in TITLES.values():
+    for title in (s.title for s in SPECS.values()):
         assert out.count(title) == 2
     assert out.count("agree") == 2  # "all models agree: d" or "the models disagree", per image
 

@@ -134,7 +134,7 @@ def test_a_keras_file_with_code_in_it_is_refused(tiny_artifacts, tmp_path):
 def test_an_npz_with_a_pickled_object_is_refused(tiny_artifacts, tmp_path):
     """An .npz whose array is an object array (a pickle inside): refused, named, never unpickled."""
     from core import ArtifactError, load_model
-    from core.artifacts import load_predictions
+    from core import artifacts
 
     folder = tmp_path / "artifacts"
     shutil.copytree(tiny_artifacts, folder)
@@ -148,7 +148,7 @@ def test_an_npz_with_a_pickled_object_is_refused(tiny_artifacts, tmp_path):
     predictions = folder / "lenet" / "predictions.npz"
     np.savez(predictions, probs=hostile, pred=hostile, label=hostile)
     with pytest.raises(ArtifactError) as e:
-        load_predictions("lenet", folder)
+        artifacts.read("predictions", "lenet", folder)
     assert str(predictions) in str(e.value) and "allow_pickle" not in str(e.value)
 
 

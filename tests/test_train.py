@@ -47,13 +47,32 @@ def test_cli_tiny_run_writes_every_artifact(tmp_path, mnist):
     assert "epoch  1" in out.stdout and "test accuracy" in out.stdout
     names = {p.name for p in (tmp_path / "numpy_mlp").iterdir()}
     assert names == {"settings.json", "history.json", "weights.npz", "metrics.json", "predictions.npz", "misclassified.npz"}
-    manifest = artifacts.load_manifest(tmp_path)
+    manifest = artifacts.read("manifest", folder=tmp_path)
     assert manifest["models"]["numpy_mlp"]["subset"] == 500 and len(manifest["data_checksum"]) == 64
-    assert manifest["models"]["numpy_mlp"]["augmentation"]["rotate"] == 20  # the defaults, recorded
+    saved = artifacts.read("settings", "numpy_mlp", tmp_path)["settings"]["train"]
+    assert saved["epochs"] == 1 and saved["augmentation"]["rotate"] == 20  # what the run used, the defaults
+    assert "epochs=1" in out.stdout and "epochs=60" not in out.stdout  # it prints the settings it really uses
+
+
+def test_cli_refuses_an_out_that_is_not_an_artifacts_folder(tmp_path):
+    """--out some.png must not turn the PNG into a folder; --out ~ must not copy a home directory."""
+    png = tmp_path / "some.png"
+    png.write_bytes(b"\x89PNG not really")
+    home = tmp_path / "home"
+    (home / "photos").mkdir(parents=True)
+    (home / "notes.txt").write_text("mine")
+    for out in (png, home):
+        run = subprocess.run([sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--subset", "200",
+                              "--epochs", "1", "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 2 and "not an artifacts folder" in run.stderr, run.stderr
+        assert "Traceback" not in run.stderr
+    assert png.read_bytes() == b"\x89PNG not really"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "some.png"]  # no staging copy left
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt", "photos"]
 
 
 def test_augmentation_strength_is_a_training_option(tmp_path, mnist, monkeypatch):
-    """--rotate etc. reach the training loop and the manifest; --no-augment records none."""
+    """--rotate etc. reach the training loop and the saved settings, so a reloaded model knows them."""
     import core.models.base as base
     from core.augment import Augment
 
@@ -63,9 +82,10 @@ def test_augmentation_strength_is_a_training_option(tmp_path, mnist, monkeypatch
     train(["numpy_mlp"], epochs=2, subset=500, out=tmp_path / "a", log=lambda s: None, augmentation=strength)
     train(["numpy_mlp"], epochs=1, subset=500, out=tmp_path / "b", log=lambda s: None, augment=False)
     assert calls == [strength, strength]  # two epochs with augmentation, none without
-    assert artifacts.load_manifest(tmp_path / "a")["models"]["numpy_mlp"]["augmentation"] == {
-        "rotate": 5, "shear": 0, "scale": 0.05, "shift": 1, "stroke": 0}
-    assert artifacts.load_manifest(tmp_path / "b")["models"]["numpy_mlp"]["augmentation"] is None
+    a = load_models(tmp_path / "a", ["numpy_mlp"])["numpy_mlp"].settings.train
+    b = load_models(tmp_path / "b", ["numpy_mlp"])["numpy_mlp"].settings.train
+    assert a.augment and a.augmentation == strength and a.epochs == 2
+    assert not b.augment
 
 
 def test_subset_training_reaches_sensible_accuracy(tiny_artifacts, mnist):
@@ -73,11 +93,11 @@ def test_subset_training_reaches_sensible_accuracy(tiny_artifacts, mnist):
     x_test = scale(mnist[1][0])
     y_test = mnist[1][1]
     for name, model in load_models(tiny_artifacts).items():
-        metrics = artifacts.load_metrics(name, tiny_artifacts)
+        metrics = artifacts.read("metrics", name, tiny_artifacts)
         assert metrics["test_accuracy"] > 0.5, name
         pred = model.predict_proba(x_test).argmax(1)
         assert metrics["errors"] == int(np.sum(pred != y_test))
-        mis = artifacts.load_misclassified(name, tiny_artifacts)
+        mis = artifacts.read("misclassified", name, tiny_artifacts)
         assert len(mis["index"]) == metrics["errors"]
         np.testing.assert_array_equal(mis["image"][0], mnist[1][0][mis["index"][0]])
         assert np.all(mis["pred"] != mis["label"])
@@ -92,7 +112,7 @@ def test_training_one_model_keeps_the_others(tmp_path, tiny_artifacts, mnist):
     before = (out / "lenet" / "model.keras").read_bytes()
     train(["numpy_mlp"], epochs=1, subset=300, out=out, log=lambda s: None)
     assert (out / "lenet" / "model.keras").read_bytes() == before
-    assert artifacts.load_metrics("numpy_mlp", out)["train_size"] == 300
+    assert artifacts.read("metrics", "numpy_mlp", out)["train_size"] == 300
 
 
 def test_failed_run_leaves_previous_artifacts(tmp_path, tiny_artifacts, mnist, monkeypatch):

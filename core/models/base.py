@@ -1,14 +1,21 @@
-"""What every model shares: settings on disk, the epoch loop, the learning-rate schedule.
+"""The interface every model shares, and what they share in code: the epoch loop, the learning-rate
+schedule, saving and loading with the settings beside the weights.
 
-A model subclass supplies four things: ``_train_epoch`` (one pass over the data),
-``predict_proba``, ``_save_weights``/``_load_weights`` and ``num_params``.
-Everything else (history, validation, schedule, augmentation, settings files with
-their format version) lives here once. This module never imports TensorFlow.
+A model supplies its ``Settings`` dataclass (architecture fields plus ``train: TrainSettings``) and:
+
+    train_epoch(x, y, lr, rng, on_batch)   one pass over the data; the loop ``fit`` runs
+    predict_proba(x)                       (n, 28, 28) -> (n, 10), fast for one image and for many
+    logits(x)                              the scores before softmax, (n, 10)
+    logit_gradient(x, target)              d logit[target] / d pixels, (n, 28, 28): saliency
+    activations(x28)                       [(title, array)] what each hidden layer computes for one digit
+    num_params(), _save_weights(folder), _load_weights(folder)
+
+MLPs add ``first_layer_weights()``, the CNN ``conv_filters(layer)``; ``kind`` says which.
+This module never imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -17,16 +24,14 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from core.augment import Augment, augment
+from core.artifacts import ArtifactError, read_json
+from core.augment import augment
 from core.data import Split
 from core.metrics import accuracy, cross_entropy
+from core.settings import from_dict, to_dict
 
 SETTINGS_FILE = "settings.json"
 HISTORY_FILE = "history.json"
-
-
-class ArtifactError(Exception):
-    """A saved model or artifact file is missing, corrupt or of another format version."""
 
 
 def cosine_lr(base: float, epoch: int, epochs: int) -> float:
@@ -34,35 +39,58 @@ def cosine_lr(base: float, epoch: int, epochs: int) -> float:
     return base * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
 
 
-def read_json(path: Path):
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} is missing.") from None
-    except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path} is corrupt ({e}).") from e
+def as_batch(x) -> np.ndarray:
+    """float32 (n, 28, 28) from one digit (28, 28) or a batch."""
+    x = np.asarray(x, np.float32)
+    return x[None] if x.ndim == 2 else x
 
 
 class Classifier:
     """One digit classifier: images float32 (n, 28, 28) in [0, 1] -> probabilities (n, 10)."""
 
     name: ClassVar[str]
+    kind: ClassVar[str]  # "mlp" (fully connected) or "cnn" (convolutional): which weights there are to show
     Settings: ClassVar[type]  # the model's settings dataclass
     FORMAT_VERSION: ClassVar[int]  # bump when saved files change shape; load refuses others
 
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else self.Settings()
-        self.augmentation = Augment()  # how fit distorts the training images when settings.augment is on
         self.history: list[dict] = []
-        self._stopped = False  # set by _train_epoch when on_batch asks to stop
+        self._stopped = False  # set by train_epoch when on_batch asks to stop
 
     # --- what each model implements ------------------------------------------------------
-    def _train_epoch(self, x: np.ndarray, y: np.ndarray, lr: float, rng, on_batch=None) -> tuple[float, float]:
-        """One pass over (x, y) at learning rate ``lr``; returns mean (loss, accuracy) of the pass."""
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, lr: float, rng, on_batch=None) -> tuple[float, float]:
+        """One pass over (x, y) at learning rate ``lr``; returns mean (loss, accuracy) of the pass.
+
+        ``on_batch(fraction_done)`` may return False to stop mid-epoch (then ``_stopped`` is set).
+        """
         raise NotImplementedError
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def logit_gradient(self, x: np.ndarray, target) -> np.ndarray:
+        """d(logit of class ``target``)/d(pixels): x (n, 28, 28) or one (28, 28), target int or (n,) -> (n, 28, 28).
+
+        The logit rather than the probability, because a confident model's probability is flat
+        near 1 and its gradient vanishes.
+        """
+        raise NotImplementedError
+
+    def activations(self, x28: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """What each hidden layer computes for one digit (28, 28), input to output: (title, array)."""
+        raise NotImplementedError
+
+    def first_layer_weights(self) -> np.ndarray:
+        """(units, 28, 28): each first-layer unit's weights laid out as an image (MLPs)."""
+        raise TypeError(f"{self.name} is not a multilayer perceptron; see conv_filters")
+
+    def conv_filters(self, layer: int = 0) -> np.ndarray:
+        """Convolution filters as the network applies them (CNNs)."""
+        raise TypeError(f"{self.name} has no convolutions")
 
     def num_params(self) -> int:
         raise NotImplementedError
@@ -81,24 +109,22 @@ class Classifier:
         self,
         train: Split,
         val: Split,
-        epochs: int | None = None,
         on_epoch: Callable[[dict], object] | None = None,
         on_batch: Callable[[float], object] | None = None,
     ) -> list[dict]:
-        """Train for ``epochs`` (default: the settings') and return the per-epoch history.
+        """Train as ``settings.train`` says and return the per-epoch history.
 
         ``on_epoch(record)`` is called after every epoch and ``on_batch(fraction_done)``
         during it; either returning False stops training, keeping what was learnt so far.
         """
-        s = self.settings
-        epochs = epochs or s.epochs
-        rng = np.random.default_rng(s.seed + 1 + len(self.history))
+        t = self.settings.train
+        rng = np.random.default_rng(t.seed + 1 + len(self.history))
         self._stopped = False
-        for epoch in range(epochs):
-            lr = cosine_lr(s.lr, epoch, epochs)
+        for epoch in range(t.epochs):
+            lr = cosine_lr(t.lr, epoch, t.epochs)
             start = time.perf_counter()
-            x = augment(train.x, rng, self.augmentation) if s.augment else train.x
-            loss, acc = self._train_epoch(x, train.y, lr, rng, on_batch)
+            x = augment(train.x, rng, t.augmentation) if t.augment else train.x
+            loss, acc = self.train_epoch(x, train.y, lr, rng, on_batch)
             seconds = time.perf_counter() - start
             p = self.predict_proba(val.x)
             record = {
@@ -119,32 +145,34 @@ class Classifier:
     def save(self, folder) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "model": self.name,
-            "format_version": self.FORMAT_VERSION,
-            "settings": dataclasses.asdict(self.settings),
-        }
+        meta = {"model": self.name, "format_version": self.FORMAT_VERSION, "settings": to_dict(self.settings)}
         (folder / SETTINGS_FILE).write_text(json.dumps(meta, indent=2))
         (folder / HISTORY_FILE).write_text(json.dumps(self.history, indent=1))
         self._save_weights(folder)
 
     @classmethod
-    def load(cls, folder):
-        folder = Path(folder)
-        meta = read_json(folder / SETTINGS_FILE)
+    def read_settings(cls, folder):
+        """The settings saved in ``folder``, checked: this model, this format version, valid fields."""
+        path = Path(folder) / SETTINGS_FILE
+        meta = read_json(path)
+        if not isinstance(meta, dict):
+            raise ArtifactError(f"{path} is corrupt (not a JSON object).")
         if meta.get("model") != cls.name:
-            raise ArtifactError(f"{folder / SETTINGS_FILE} is for model {meta.get('model')!r}, not {cls.name!r}.")
+            raise ArtifactError(f"{path} is for model {meta.get('model')!r}, not {cls.name!r}.")
         if meta.get("format_version") != cls.FORMAT_VERSION:
             raise ArtifactError(
-                f"{folder / SETTINGS_FILE}: format version {meta.get('format_version')}, this code reads "
+                f"{path}: format version {meta.get('format_version')}, this code reads "
                 f"version {cls.FORMAT_VERSION}. Retrain with: python -m core.train --models {cls.name}"
             )
         try:
-            # JSON has no tuples; settings use tuples (hashable, immutable) for layer sizes
-            settings = cls.Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["settings"].items()})
-        except (KeyError, TypeError) as e:
-            raise ArtifactError(f"{folder / SETTINGS_FILE}: settings do not match {cls.Settings.__name__} ({e}).") from e
-        model = cls(settings)
+            return from_dict(cls.Settings, meta.get("settings"))
+        except (TypeError, ValueError) as e:
+            raise ArtifactError(f"{path}: settings do not match {cls.Settings.__name__} ({e}).") from e
+
+    @classmethod
+    def load(cls, folder):
+        folder = Path(folder)
+        model = cls(cls.read_settings(folder))
         model._load_weights(folder)
         history_path = folder / HISTORY_FILE
         model.history = read_json(history_path) if history_path.exists() else []

@@ -5,26 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import layers
 
 from core.models.keras_base import KerasClassifier
+from core.settings import TrainSettings
 
 
-@dataclass
+@dataclass(frozen=True)
 class KerasMLPSettings:
     hidden: tuple = (128, 64)  # hidden ReLU layers: 784-128-64-10 as in the original write-up
     dropout: float = 0.1  # dropout after each hidden layer, against overfitting
-    epochs: int = 30  # passes over the training set
-    batch_size: int = 128  # images per Adam step
-    lr: float = 1e-3  # Adam's peak learning rate; cosine-decayed to 0 over the run
-    augment: bool = True  # random warps and stroke widths each epoch (core.augment)
-    seed: int = 0  # initial weights, dropout and batch order
+    train: TrainSettings = TrainSettings(epochs=30, batch_size=128, lr=1e-3)  # Adam's peak rate
 
 
 class KerasMLP(KerasClassifier):
     name = "keras_mlp"
+    kind = "mlp"
     Settings = KerasMLPSettings
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2  # 2: training settings nested under "train"
+
+    def first_layer_weights(self):
+        first = next(layer for layer in self.net.layers if isinstance(layer, layers.Dense))
+        return np.ascontiguousarray(first.kernel.numpy().T.reshape(-1, 28, 28), np.float32)
 
     def build(self):
         s = self.settings

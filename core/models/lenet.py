@@ -10,28 +10,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import layers
 
 from core.models.keras_base import KerasClassifier
+from core.settings import TrainSettings
 
 
-@dataclass
+@dataclass(frozen=True)
 class LeNetSettings:
     filters: tuple = (16, 32)  # channels of the two 5x5 convolutions (LeNet-5: 6, 16)
     dense: tuple = (120, 84)  # the fully connected layers, as in LeNet-5
     dropout: float = 0.25  # dropout before each dense layer
     bn_momentum: float = 0.9  # batch norm's running-statistics momentum
-    epochs: int = 15  # passes over the training set
-    batch_size: int = 128  # images per Adam step
-    lr: float = 2e-3  # Adam's peak learning rate; cosine-decayed to 0 over the run
-    augment: bool = True  # random warps and stroke widths each epoch (core.augment)
-    seed: int = 0  # initial weights, dropout and batch order
+    train: TrainSettings = TrainSettings(epochs=15, batch_size=128, lr=2e-3)  # Adam's peak rate
 
 
 class LeNet(KerasClassifier):
     name = "lenet"
+    kind = "cnn"
     Settings = LeNetSettings
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2  # 2: training settings nested under "train"
+
+    def conv_filters(self, layer: int = 0) -> np.ndarray:
+        """The convolution filters, with batch norm's per-channel scale folded in.
+
+        layer=0: (filters, 5, 5), one per feature map of the first convolution.
+        layer=1: (filters, in_channels, 5, 5): every 5x5 slice of the second convolution.
+        Folding in batch norm (gamma / sqrt(variance + eps)) gives the filter the network
+        effectively applies, so its sign and relative strength are the real ones.
+        """
+        net = self.net.layers
+        i = [j for j, lay in enumerate(net) if isinstance(lay, layers.Conv2D)][layer]
+        k = net[i].kernel.numpy().astype(np.float32)  # (5, 5, in, out)
+        if i + 1 < len(net) and isinstance(net[i + 1], layers.BatchNormalization):
+            bn = net[i + 1]
+            gamma = bn.gamma.numpy() if bn.scale else 1.0
+            k = k * (gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon))
+        k = k.transpose(3, 2, 0, 1)  # (out, in, 5, 5)
+        return k[:, 0] if layer == 0 and k.shape[1] == 1 else k
 
     def build(self):
         s = self.settings

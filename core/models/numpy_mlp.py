@@ -21,21 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
-from core.models.base import ArtifactError, Classifier
+from core.artifacts import ArtifactError
+from core.models.base import Classifier, as_batch
+from core.settings import TrainSettings
 
 PARAMS = ("W1", "b1", "W2", "b2")
 
 
-@dataclass
+@dataclass(frozen=True)
 class NumpyMLPSettings:
     hidden: int = 128  # hidden ReLU units: 784-128-10 as in the original write-up
-    epochs: int = 60  # passes over the training set (a small net learns augmented digits slowly)
-    batch_size: int = 128  # images per SGD step
-    lr: float = 0.05  # peak learning rate; cosine-decayed to 0 over the run
     momentum: float = 0.9  # Nesterov momentum
     weight_decay: float = 5e-5  # decoupled L2 shrinkage per step, scaled by lr
-    augment: bool = True  # random warps and stroke widths each epoch (core.augment)
-    seed: int = 0  # initial weights, batch order and augmentation
+    # 60 epochs: a small net learns augmented digits slowly; SGD takes a larger step than Adam
+    train: TrainSettings = TrainSettings(epochs=60, batch_size=128, lr=0.05)
 
 
 def relu(z):
@@ -50,12 +49,13 @@ def softmax(z):
 
 class NumpyMLP(Classifier):
     name = "numpy_mlp"
+    kind = "mlp"
     Settings = NumpyMLPSettings
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = 2  # 2: training settings nested under "train"
 
     def __init__(self, settings=None):
         super().__init__(settings)
-        rng = np.random.default_rng(self.settings.seed)
+        rng = np.random.default_rng(self.settings.train.seed)
         h = self.settings.hidden
         # He initialisation keeps ReLU activations at a steady scale from layer to layer.
         self.params = {
@@ -69,11 +69,14 @@ class NumpyMLP(Classifier):
     # --- the maths ------------------------------------------------------------------------
     def forward(self, x: np.ndarray):
         """x (n, 784) -> probabilities (n, 10), plus what backward needs."""
+        z2, cache = self._scores(x)
+        return softmax(z2), cache
+
+    def _scores(self, x: np.ndarray):
         P = self.params
         z1 = x @ P["W1"] + P["b1"]
         h = relu(z1)
-        p = softmax(h @ P["W2"] + P["b2"])
-        return p, (x, z1, h)
+        return h @ P["W2"] + P["b2"], (x, z1, h)
 
     def backward(self, p: np.ndarray, cache, y: np.ndarray) -> dict:
         """Gradients of the mean cross-entropy with respect to every parameter."""
@@ -101,11 +104,11 @@ class NumpyMLP(Classifier):
                 w *= 1 - lr * wd
 
     # --- the Classifier interface -------------------------------------------------------
-    def _train_epoch(self, x, y, lr, rng, on_batch=None):
+    def train_epoch(self, x, y, lr, rng, on_batch=None):
         x = x.reshape(len(x), -1)
         y = y.astype(np.intp)
         order = rng.permutation(len(x))
-        bs = self.settings.batch_size
+        bs = self.settings.train.batch_size
         total_loss = correct = 0.0
         for i, start in enumerate(range(0, len(x), bs)):
             idx = order[start : start + bs]
@@ -121,9 +124,29 @@ class NumpyMLP(Classifier):
         return total_loss / seen, correct / seen
 
     def predict_proba(self, x):
+        return softmax(self.logits(x)) if len(x) else np.zeros((0, 10), np.float32)
+
+    def logits(self, x):
         x = np.asarray(x, np.float32).reshape(len(x), 784)
-        chunks = [self.forward(x[i : i + 4096])[0] for i in range(0, len(x), 4096)]  # bounded memory
+        chunks = [self._scores(x[i : i + 4096])[0] for i in range(0, len(x), 4096)]  # bounded memory
         return np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
+
+    def logit_gradient(self, x, target):
+        # Backprop by hand through z1 = x W1 + b1, h = relu(z1), z2 = h W2 + b2:
+        # dz2_c/dh = W2[:, c];  dh/dz1 = [z1 > 0];  dz1/dx = W1^T.
+        x = as_batch(x)
+        target = np.broadcast_to(np.asarray(target, np.intp), (len(x),))
+        P = self.params
+        z1 = x.reshape(len(x), -1) @ P["W1"] + P["b1"]
+        dz1 = P["W2"][:, target].T * (z1 > 0)
+        return (dz1 @ P["W1"].T).reshape(x.shape).astype(np.float32)
+
+    def activations(self, x28):
+        _, (_, _, h) = self._scores(np.asarray(x28, np.float32).reshape(1, 784))
+        return [(f"hidden layer: {h.shape[1]} ReLU units", h[0].astype(np.float32))]
+
+    def first_layer_weights(self):
+        return np.ascontiguousarray(self.params["W1"].T.reshape(-1, 28, 28), np.float32)
 
     def num_params(self):
         return int(sum(v.size for v in self.params.values()))

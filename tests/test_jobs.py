@@ -1,4 +1,4 @@
-"""core.live: training in a background thread, with progress, stop, limits and two jobs at once."""
+"""core.jobs: training in a background thread, with progress, stop, limits and two jobs at once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from core import live
+from core import jobs as live
 
 TIMEOUT = 180  # seconds; generous for a loaded 2-core machine, never reached when things work
 
@@ -29,7 +29,7 @@ def test_one_epoch_on_a_small_subset(mnist):
     assert 0.15 < job.metrics["test_accuracy"] <= 1  # better than chance after 4 steps on 500 digits
     assert job.predictions["probs"].shape == (10_000, 10)
     assert job.model.predict_proba(np.zeros((2, 28, 28), np.float32)).shape == (2, 10)
-    assert job.model.settings.epochs == 1 and job.model.settings.lr == 0.05
+    assert job.model.settings.train.epochs == 1 and job.model.settings.train.lr == 0.05
 
 
 def test_stop_keeps_a_usable_model(mnist):
@@ -67,6 +67,20 @@ def test_requests_over_the_limits_are_refused_clearly(overrides, subset, words):
     with pytest.raises(live.LimitError, match=words):
         live.TrainingJob.start("lenet", overrides, subset=subset, data=object())
     assert live.slots_free() == before  # a refused request takes no slot
+
+
+@pytest.mark.parametrize("name", ["numpy_mlp", "keras_mlp", "lenet"])
+def test_limits_are_checked_on_the_settings_the_job_will_use(name):
+    """Nothing given: the model's own batch size and learning rate, the live default epochs."""
+    from core import model_class
+
+    own = model_class(name).Settings().train
+    t = live.resolve(name, {}).train
+    assert (t.batch_size, t.lr, t.augment) == (own.batch_size, own.lr, own.augment)
+    assert t.epochs == live.DEFAULT_EPOCHS
+    live.check_request(name, {}, 5000)  # the defaults are always within the limits
+    with pytest.raises(live.LimitError, match="learning rate"):
+        live.check_request(name, {"lr": 2.0}, 5000)
 
 
 def test_unknown_model():

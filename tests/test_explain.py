@@ -1,11 +1,13 @@
-"""core.inside: activations, saliency, learnt weights, distortions and robustness, on trained models."""
+"""core.explain and the models' inspection hooks: activations, saliency, learnt weights, distortions and
+robustness, on trained models."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from core import inside
+from core import explain
+from core.pixels import morph
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +26,10 @@ def digits(mnist):
 
 def test_activation_shapes(models, digits):
     x = digits[0][0]
-    (title, h), = inside.activations(models["numpy_mlp"], x)
+    (title, h), = models["numpy_mlp"].activations(x)
     assert h.shape == (128,) and (h >= 0).all() and "128" in title
-    assert [a.shape for _, a in inside.activations(models["keras_mlp"], x)] == [(128,), (64,)]
-    lenet = inside.activations(models["lenet"], x)
+    assert [a.shape for _, a in models["keras_mlp"].activations(x)] == [(128,), (64,)]
+    lenet = models["lenet"].activations(x)
     shapes = [a.shape for _, a in lenet]
     assert shapes[:4] == [(28, 28, 16), (14, 14, 16), (10, 10, 32), (5, 5, 32)]
     assert [t.split()[0] for t, _ in lenet[:4]] == ["convolution", "max", "convolution", "max"]
@@ -41,21 +43,21 @@ def test_activations_match_the_models_own_forward(models, digits):
     x = digits[0][0]
     m = models["numpy_mlp"]
     _, (_, _, h) = m.forward(x.reshape(1, -1))
-    np.testing.assert_array_equal(inside.activations(m, x)[0][1], h[0])
+    np.testing.assert_array_equal(m.activations(x)[0][1], h[0])
 
 
 @pytest.mark.parametrize("name", ["numpy_mlp", "keras_mlp", "lenet"])
 def test_saliency_shape_and_sign(models, digits, name):
     x = digits[0][0]
-    for method in inside.METHODS:
-        s = inside.saliency(models[name], x, method=method)
+    for method in explain.METHODS:
+        s = explain.saliency(models[name], x, method=method)
         assert s.shape == (28, 28) and s.dtype == np.float32 and (s >= 0).all() and s.max() > 0
-    signed = inside.saliency(models[name], x, signed=True)
+    signed = explain.saliency(models[name], x, signed=True)
     assert (signed < 0).any() or (signed > 0).any()
 
 
 def _ink_mask(x, grow=2):
-    return inside._dilate((x > 0.2)[None].astype(np.float32), grow)[0] > 0
+    return morph((x > 0.2)[None].astype(np.float32), grow)[0] > 0
 
 
 @pytest.mark.parametrize("name", ["numpy_mlp", "keras_mlp", "lenet"])
@@ -63,7 +65,7 @@ def test_saliency_is_concentrated_on_the_ink(models, digits, name):
     """Most of the saliency mass lies on (dilated) strokes: for integrated gradients all of it
     must, and most of the map's weight sits on the darkest part of the stroke, not evenly spread."""
     for x in digits[0][:10]:
-        s = inside.saliency(models[name], x)
+        s = explain.saliency(models[name], x)
         mask = _ink_mask(x)
         assert s[mask].sum() / s.sum() > 0.99
         assert mask.mean() < 0.5  # the mask is not most of the picture
@@ -72,7 +74,7 @@ def test_saliency_is_concentrated_on_the_ink(models, digits, name):
 @pytest.mark.parametrize("name", ["numpy_mlp", "keras_mlp", "lenet"])
 def test_committed_models_saliency_is_on_the_ink(committed_models, digits, name):
     """With the fully trained models: over 70% (in fact all) of the default map's mass on the strokes."""
-    fractions = [inside.saliency(committed_models[name], x)[_ink_mask(x)].sum() / inside.saliency(committed_models[name], x).sum()
+    fractions = [explain.saliency(committed_models[name], x)[_ink_mask(x)].sum() / explain.saliency(committed_models[name], x).sum()
                  for x in digits[0][:20]]
     assert min(fractions) > 0.7
 
@@ -81,7 +83,7 @@ def test_committed_cnn_gradient_is_densest_near_the_strokes(committed_models, di
     """The CNN's plain gradient, which may light up any pixel, is still strongest near the ink."""
     ratios = []
     for x in digits[0][:20]:
-        s, mask = inside.saliency(committed_models["lenet"], x, method="gradient"), _ink_mask(x)
+        s, mask = explain.saliency(committed_models["lenet"], x, method="gradient"), _ink_mask(x)
         ratios.append(s[mask].mean() / s[~mask].mean())
     assert np.mean(ratios) > 1.2
 
@@ -95,7 +97,7 @@ def test_numpy_hand_gradient_matches_finite_differences(models, digits):
     m = models["numpy_mlp"]
     x = digits[0][0].astype(np.float64)
     c = int(_numpy_logits(m, x[None]).argmax())
-    g = inside.logit_gradient(m, x.astype(np.float32), c)[0]
+    g = m.logit_gradient(x.astype(np.float32), c)[0]
     rng = np.random.default_rng(0)
     eps = 1e-4
     for i, j in zip(rng.integers(0, 28, 40), rng.integers(0, 28, 40)):
@@ -113,7 +115,7 @@ def test_keras_gradient_matches_finite_differences(models, digits):
     m = models["keras_mlp"]
     x = digits[0][1]
     c = int(m.predict_proba(x[None]).argmax())
-    g = inside.logit_gradient(m, x, c)[0]
+    g = m.logit_gradient(x, c)[0]
 
     def logit(img):
         h = tf.convert_to_tensor(img[None].astype(np.float32))
@@ -133,38 +135,38 @@ def test_integrated_gradients_add_up_to_the_score(models, digits):
     m = models["numpy_mlp"]
     x = digits[0][2]
     c = int(_numpy_logits(m, x[None]).argmax())
-    total = inside.integrated_gradients(m, x, c, steps=256).sum()
+    total = explain.integrated_gradients(m, x, c, steps=256).sum()
     expected = _numpy_logits(m, x[None])[0, c] - _numpy_logits(m, np.zeros((1, 28, 28)))[0, c]
     assert total == pytest.approx(expected, rel=0.02)
 
 
 def test_learnt_weight_shapes(models):
-    assert inside.first_layer_weights(models["numpy_mlp"]).shape == (128, 28, 28)
-    np.testing.assert_array_equal(inside.first_layer_weights(models["numpy_mlp"])[5].ravel(),
+    assert models["numpy_mlp"].first_layer_weights().shape == (128, 28, 28)
+    np.testing.assert_array_equal(models["numpy_mlp"].first_layer_weights()[5].ravel(),
                                   models["numpy_mlp"].params["W1"][:, 5])
-    assert inside.first_layer_weights(models["keras_mlp"]).shape == (128, 28, 28)
-    assert inside.conv_filters(models["lenet"]).shape == (16, 5, 5)
-    assert inside.conv_filters(models["lenet"], 1).shape == (32, 16, 5, 5)
+    assert models["keras_mlp"].first_layer_weights().shape == (128, 28, 28)
+    assert models["lenet"].conv_filters().shape == (16, 5, 5)
+    assert models["lenet"].conv_filters(1).shape == (32, 16, 5, 5)
     with pytest.raises(TypeError):
-        inside.first_layer_weights(models["lenet"])
+        models["lenet"].first_layer_weights()
     with pytest.raises(TypeError):
-        inside.conv_filters(models["numpy_mlp"])
+        models["numpy_mlp"].conv_filters()
 
 
 def test_distort_is_identity_at_zero_strength(digits):
     x = digits[0][:5]
-    np.testing.assert_array_equal(inside.distort(x), x)
-    np.testing.assert_array_equal(inside.distort(x[0]), x[0])
-    for kind, spec in inside.DISTORTIONS.items():
-        np.testing.assert_array_equal(inside.distort(x, **inside.distortion_kwargs(kind, spec["identity"])), x)
+    np.testing.assert_array_equal(explain.distort(x), x)
+    np.testing.assert_array_equal(explain.distort(x[0]), x[0])
+    for kind, spec in explain.DISTORTIONS.items():
+        np.testing.assert_array_equal(explain.distort(x, **explain.distortion_kwargs(kind, spec["identity"])), x)
     # a whole-pixel shift with bilinear sampling is an exact move
-    moved = inside.distort(x[0], shift=(2, 1))
+    moved = explain.distort(x[0], shift=(2, 1))
     np.testing.assert_array_equal(moved[1:, 2:], x[0][:-1, :-2])
 
 
 def test_shared_warp_map_matches_per_image_maps(digits):
-    """core.augment.warp's fast path for one shared map samples exactly as per-image maps do."""
-    from core.augment import warp
+    """core.pixels.warp's fast path for one shared map samples exactly as per-image maps do."""
+    from core.pixels import warp
 
     x = digits[0][:6]
     rng = np.random.default_rng(0)
@@ -173,60 +175,48 @@ def test_shared_warp_map_matches_per_image_maps(digits):
     np.testing.assert_array_equal(warp(x, sy, sx), expected)
 
 
-def test_predict_many_matches_predict_proba(models, digits):
+def test_one_forward_pass_for_one_image_and_many(models, digits):
+    """predict_proba answers one image as it answers it among many, and agrees with softmax(logits)."""
     x = digits[0]
     for m in models.values():
-        np.testing.assert_allclose(inside.predict_many(m, x, batch=16), m.predict_proba(x), atol=1e-5)
+        many = m.predict_proba(x)
+        np.testing.assert_allclose(m.predict_proba(x[3:4])[0], many[3], atol=1e-6)
+        z = m.logits(x)
+        e = np.exp(z - z.max(1, keepdims=True))
+        np.testing.assert_allclose(e / e.sum(1, keepdims=True), many, atol=1e-5)
 
 
 def test_distortions_do_what_they_say(digits):
     x = digits[0][0]
     ink = x.sum()
-    assert inside.distort(x, thicken=1).sum() > ink > inside.distort(x, thicken=-1).sum()
-    assert inside.distort(x, scale=0.5).sum() < 0.5 * ink
-    r = inside.distort(x, rotate=90)
+    assert explain.distort(x, thicken=1).sum() > ink > explain.distort(x, thicken=-1).sum()
+    assert explain.distort(x, scale=0.5).sum() < 0.5 * ink
+    r = explain.distort(x, rotate=90)
     assert r.shape == (28, 28) and r.min() >= 0 and r.max() <= 1
     # rotating 4 x 90 degrees brings the digit back (up to interpolation at the border)
     back = x
     for _ in range(4):
-        back = inside.distort(back, rotate=90)
+        back = explain.distort(back, rotate=90)
     np.testing.assert_allclose(back, x, atol=1e-4)
     # anticlockwise: a pixel right of the centre moves above it
     dot = np.zeros((28, 28), np.float32)
     dot[14, 20] = 1
-    y, x_ = np.unravel_index(inside.distort(dot, rotate=90).argmax(), (28, 28))
+    y, x_ = np.unravel_index(explain.distort(dot, rotate=90).argmax(), (28, 28))
     assert y < 10 and 12 <= x_ <= 15
-    noisy = inside.distort(x, noise=0.3, seed=1)
-    assert not np.array_equal(noisy, x) and np.array_equal(noisy, inside.distort(x, noise=0.3, seed=1))
+    noisy = explain.distort(x, noise=0.3, seed=1)
+    assert not np.array_equal(noisy, x) and np.array_equal(noisy, explain.distort(x, noise=0.3, seed=1))
     # thickening stays centred: the centre of mass barely moves
     def centre(a):
         return np.array(np.nonzero(a > 0.5)).mean(1)
-    assert np.abs(centre(inside.distort(x, thicken=2)) - centre(x)).max() < 0.6
+    assert np.abs(centre(explain.distort(x, thicken=2)) - centre(x)).max() < 0.6
 
 
 def test_robustness_at_zero_strength_is_plain_accuracy(models, digits):
     x, y = digits
-    curves = inside.robustness_curve(models, x, y, "rotate", [0, 45, 90])
+    curves = explain.robustness_curve(models, x, y, "rotate", [0, 45, 90])
     assert set(curves) == set(models)
     for name, accs in curves.items():
         assert len(accs) == 3
         assert accs[0] == pytest.approx(float((models[name].predict(x) == y).mean()))
-    scale = inside.robustness_curve({"lenet": models["lenet"]}, x, y, "scale", [1.0])
+    scale = explain.robustness_curve({"lenet": models["lenet"]}, x, y, "scale", [1.0])
     assert scale["lenet"][0] == pytest.approx(curves["lenet"][0])
-
-
-def test_rendering_helpers():
-    tiles = np.random.default_rng(0).normal(size=(10, 5, 5)).astype(np.float32)
-    grid = inside.mosaic(tiles, cols=4, pad=1)
-    assert grid.shape == (3 * 6 - 1, 4 * 6 - 1)
-    assert np.isnan(grid).sum() == grid.size - 10 * 25
-    rgb = inside.colorize(grid, "diverging")
-    assert rgb.shape == grid.shape + (3,) and rgb.dtype == np.uint8
-    assert tuple(rgb[5, 5]) == inside.BACKGROUND  # a gap between tiles
-    assert inside.upscale(rgb, 3).shape == (grid.shape[0] * 3, grid.shape[1] * 3, 3)
-    x = np.zeros((28, 28), np.float32)
-    heat = np.zeros((28, 28), np.float32)
-    heat[3, 4], heat[5, 6] = 1, -1
-    o = inside.overlay(x, heat, signed=True)
-    assert o.shape == (28, 28, 3) and tuple(o[0, 0]) == (255, 255, 255)
-    assert o[3, 4, 0] > o[3, 4, 2] and o[5, 6, 2] > o[5, 6, 0]  # red for +, blue for -

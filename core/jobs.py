@@ -1,4 +1,5 @@
-"""Train a model in a background thread and watch it learn: the engine of the dashboard's Train page.
+"""Training jobs: a model training in a background thread that anyone can watch and stop; the
+engine of the dashboard's Train page.
 
     job = TrainingJob.start("lenet", {"epochs": 3, "lr": 2e-3}, subset=5000, data=load_mnist())
     job.progress()        # {"state": "running", "epoch": 1, "fraction": 0.4, "history": [...], ...}
@@ -10,18 +11,20 @@ with ``on_epoch``/``on_batch`` callbacks that record progress and ask to stop. N
 here saves anything: a job's model lives only as long as whoever holds the job.
 Limits keep a small shared machine alive: ``MAX_SUBSET`` training images,
 ``MAX_EPOCHS`` epochs and ``MAX_JOBS`` jobs training at once in this process; a request
-over them raises ``LimitError`` saying what is allowed.
+over them raises ``LimitError`` saying what is allowed. They are checked on the settings
+the job will really use: the model's own defaults with the request's changes applied.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 
 from core.data import DataError, find_mnist, how_to_point, splits
-from core.models import MODELS, TITLES, model_class
+from core.evaluate import evaluate
+from core.models import SPECS, model_class
+from core.settings import TrainSettings, with_training
 
 MAX_SUBSET = 20_000  # training images per job
 MIN_SUBSET = 100
@@ -30,35 +33,72 @@ MAX_JOBS = 2  # jobs training at the same time in one server process
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 TUNABLE = ("epochs", "batch_size", "lr", "augment", "seed")
 
-_running = threading.BoundedSemaphore(MAX_JOBS)
+DEFAULT_EPOCHS = 3  # a live run's epochs unless the visitor chooses: a minute, not the full schedule
 
 
 class LimitError(ValueError):
     """A training request is over this server's limits; the message says which and what is allowed."""
 
 
-def check_request(model_name: str, overrides: dict, subset: int) -> None:
-    """Raise LimitError (or KeyError for an unknown model) if a request cannot be run here."""
-    if model_name not in MODELS:
-        raise KeyError(f"unknown model {model_name!r}; choose from {', '.join(MODELS)}")
+class _Slots:
+    """How many jobs train at once in this process: a counter under a lock, readable at any time."""
+
+    def __init__(self, size: int):
+        self.size, self.busy, self._lock = size, 0, threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.busy >= self.size:
+                return False
+            self.busy += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.busy -= 1
+
+    def free(self) -> int:
+        with self._lock:
+            return self.size - self.busy
+
+
+_slots = _Slots(MAX_JOBS)
+
+
+def resolve(model_name: str, overrides: dict):
+    """The settings a job would train with: the model's defaults, ``DEFAULT_EPOCHS``, then ``overrides``.
+
+    Raises KeyError for an unknown model and LimitError for a setting that cannot be changed here.
+    """
+    cls = model_class(model_name)
     unknown = set(overrides) - set(TUNABLE)
     if unknown:
         raise LimitError(f"cannot set {', '.join(sorted(unknown))} here; adjustable: {', '.join(TUNABLE)}.")
+    return with_training(cls.Settings(), **({"epochs": DEFAULT_EPOCHS} | overrides))
+
+
+def check_request(model_name: str, overrides: dict, subset: int) -> None:
+    """Raise LimitError (or KeyError for an unknown model) if a request cannot be run here."""
+    check_limits(resolve(model_name, overrides).train, subset)
+
+
+def check_limits(t: TrainSettings, subset: int) -> None:
+    """Raise LimitError if resolved training settings on ``subset`` images are over this server's limits."""
     if not MIN_SUBSET <= subset <= MAX_SUBSET:
         raise LimitError(
             f"Training-set size {subset:,} is outside this server's limit of {MIN_SUBSET:,} to {MAX_SUBSET:,} images. "
             f"For the full 55,000, train on your own machine: python -m core.train"
         )
-    epochs = overrides.get("epochs", 1)
+    epochs = t.epochs
     if not 1 <= epochs <= MAX_EPOCHS:
         raise LimitError(
             f"{epochs} epochs is outside this server's limit of 1 to {MAX_EPOCHS}. "
             f"For longer runs, train on your own machine: python -m core.train --epochs N"
         )
-    bs = overrides.get("batch_size", 128)
+    bs = t.batch_size
     if bs not in BATCH_SIZES:
         raise LimitError(f"batch size {bs} is not offered here; choose from {', '.join(map(str, BATCH_SIZES))}.")
-    lr = overrides.get("lr", 1e-3)
+    lr = t.lr
     if not 0 < lr <= 1:
         raise LimitError(f"learning rate {lr} is outside (0, 1].")
 
@@ -67,14 +107,12 @@ class TrainingJob:
     """One model training in its own thread; every method is safe to call from any thread."""
 
     def __init__(self, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None):
-        overrides = dict(overrides or {})
-        overrides.setdefault("epochs", 3)
-        check_request(model_name, overrides, subset)
-        self.model_name, self.title, self.subset = model_name, TITLES[model_name], int(subset)
+        self.settings = resolve(model_name, dict(overrides or {}))
+        check_limits(self.settings.train, subset)
+        self.model_name, self.title, self.subset = model_name, SPECS[model_name].title, int(subset)
         cls = model_class(model_name)
-        self.settings = dataclasses.replace(cls.Settings(), **overrides)
         # Built here, in the caller's thread, not in the training thread: Keras names layers from
-        # global state that a Streamlit rerun may reset at any moment (see dashboard/session_models.py),
+        # global state that a Streamlit rerun may reset at any moment (see dashboard/keras_guard.py),
         # and a construction error is better raised to the caller than reported later.
         self._model = cls(self.settings)
         self._data, self._data_dir = data, data_dir
@@ -95,7 +133,7 @@ class TrainingJob:
     def start(cls, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None) -> "TrainingJob":
         """Check the request, take one of the ``MAX_JOBS`` training slots and start; raises LimitError."""
         job = cls(model_name, overrides, subset, data, data_dir)
-        if not _running.acquire(blocking=False):
+        if not _slots.take():
             raise LimitError(
                 f"{MAX_JOBS} models are already training on this server, the most it runs at once. "
                 "Try again in a minute, when one has finished."
@@ -107,7 +145,7 @@ class TrainingJob:
     # --- read from the page ------------------------------------------------------------------
     @property
     def epochs(self) -> int:
-        return self.settings.epochs
+        return self.settings.train.epochs
 
     @property
     def done(self) -> bool:
@@ -170,25 +208,21 @@ class TrainingJob:
             data = self._data if self._data is not None else find_mnist(self._data_dir)
             if data is None:
                 raise DataError(f"No MNIST data found. {how_to_point()}")
-            train, val, test = splits(data, subset=self.subset, seed=self.settings.seed)
+            train, val, test = splits(data, subset=self.subset, seed=self.settings.train.seed)
             self.train_size, self.val_size = len(train), len(val)
             if self._stop.is_set():
                 self._set(state="stopped", message="Stopped before training began.")
                 return
             self._set(state="running", message=f"Training on {len(train):,} images…")
             model = self._model
-            model.fit(train, val, epochs=self.settings.epochs, on_epoch=self._on_epoch, on_batch=self._on_batch)
+            model.fit(train, val, on_epoch=self._on_epoch, on_batch=self._on_batch)
             stopped = self._stop.is_set()
             self._set(state="evaluating", message="Testing on the 10,000 test digits…")
-            from core.train import evaluate
-
-            metrics, predictions, misclassified = evaluate(model, test)
-            metrics |= {
-                "train_seconds": time.time() - self._started,
-                "epochs": len(model.history),
-                "train_size": len(train),
-            }
-            self.model, self.metrics, self.predictions, self.misclassified = model, metrics, predictions, misclassified
+            result = evaluate(model, test, train_seconds=time.time() - self._started, epochs=len(model.history),
+                              train_size=len(train))
+            metrics = result.metrics
+            self.model, self.metrics = model, metrics
+            self.predictions, self.misclassified = result.predictions, result.misclassified
             self._set(
                 state="stopped" if stopped else "done",
                 message=(f"{'Stopped' if stopped else 'Finished'} after {len(model.history)} epoch(s): "
@@ -199,15 +233,10 @@ class TrainingJob:
             self._set(state="error", error=f"{type(e).__name__}: {e}", message="Training failed.")
         finally:
             self._set(finished=time.time())
-            _running.release()
+            _slots.give_back()
             self._done.set()
-
-
-def running() -> int:
-    """How many jobs are training in this process now."""
-    return MAX_JOBS - slots_free()
 
 
 def slots_free() -> int:
     """How many more jobs could start now in this process (0 to MAX_JOBS)."""
-    return _running._value  # BoundedSemaphore keeps its count here; read-only use
+    return _slots.free()
