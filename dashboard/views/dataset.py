@@ -8,7 +8,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import full_data, montage, require_artifacts, try_load
+from core import ArtifactError
+from dashboard import cache, ui
+from dashboard.pictures import montage
 
 PER_CLASS = 12
 DIGITS = list(range(10))
@@ -20,12 +22,14 @@ st.markdown(
     "and 10,000 for testing."
 )
 
-data = full_data()
+data = cache.full_data()
 sample = None
 if data is None:
-    require_artifacts()
-    sample = try_load("sample")
-    if sample is None:
+    ui.require_artifacts()
+    try:
+        sample = cache.read("sample")
+    except ArtifactError as e:
+        ui.show_artifact_error(e)
         st.stop()
     st.info(
         f"The full dataset is not on this machine, so this page shows the {len(sample['labels']):,} test digits "

@@ -3,15 +3,17 @@ moment the stroke ends: each model's digit, confidence and ten probabilities, wh
 the 28x28 image the models actually saw. The only page that loads the models, and so TensorFlow.
 """
 
-import numpy as np
+import random
+
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
-import session_models
-from common import (SHORT, TITLES, digit_image, models, probability_chart, require_artifacts,
-                    show_artifact_error, try_load)
-from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
+from core import ArtifactError
 from core.predict import predict_image
+from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
+from dashboard import cache, entries, ui
+from dashboard.charts import probability_chart
+from dashboard.pictures import digit_image
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 SOURCES = ["Draw", "Upload an image", "Test-set example"]
@@ -21,12 +23,10 @@ DRAWN_KEY = "drawn_digit"  # the Inside page offers the last digit read here as 
 st.title("Draw a digit")
 st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models read it as soon as you lift "
             "the pen, after it is cropped, scaled and centred the way MNIST's digits were.")
-require_artifacts()
+ui.require_artifacts()
 with st.spinner("Loading the three models (only the first visit takes a few seconds)…"):
-    loaded, problems = models()
-for message in problems.values():
-    show_artifact_error(message)
-if not loaded:
+    shown = entries.listed("model")
+if not shown:
     st.stop()
 
 left, right = st.columns([2, 3], gap="large")
@@ -51,71 +51,67 @@ with left:
         empty_message = "Upload a picture of a single handwritten digit (PNG, JPEG, GIF, BMP or WebP, up to " \
                         f"{MAX_UPLOAD_BYTES // 2**20} MB)."
     else:
-        sample = try_load("sample")
+        try:
+            sample = cache.read("sample")
+        except ArtifactError as e:
+            ui.show_artifact_error(e)
+            sample = None
         if sample is not None:
             if st.button("Another test digit", icon=":material/shuffle:") or "example" not in st.session_state:
-                st.session_state.example = int(np.random.default_rng().integers(len(sample["labels"])))
+                st.session_state.example = random.randrange(len(sample["labels"]))
             i = st.session_state.example % len(sample["labels"])
             image, truth = sample["images"][i], int(sample["labels"][i])
             st.image(digit_image(image, CANVAS), width=CANVAS,
                      caption=f"Test digit #{int(sample['index'][i])}, labelled {truth}")
         empty_message = "The bundled test digits are missing, so there is no example to show."
 
-result, yours = None, {}
+result = None
 with right:
     if image is None:
         st.info(empty_message, icon=":material/draw:")
     else:
         try:
-            result = predict_image(image, loaded)
+            result = predict_image(image, {e.key: e.model for e in shown})
         except NoDigit as e:
             st.info(str(e), icon=":material/draw:")
         except ImageError as e:
             st.error(f"That image was refused: {e}", icon=":material/block:")
-    if result is not None:
-        if source != "Test-set example":  # a test digit is not the visitor's own
-            st.session_state[DRAWN_KEY] = result["image"]
-        # This session's own models read the same 28x28 image; one that fails is left out, never a traceback.
-        for entry in session_models.all().values():
-            try:
-                probs = np.asarray(entry.model.predict_proba(result["image"][None]), np.float64)[0]
-            except Exception:  # noqa: BLE001 - a broken session model must not break the page
-                continue
-            yours[entry.key] = (entry, {"digit": int(probs.argmax()), "probs": probs})
+    if result is not None and source != "Test-set example":  # a test digit is not the visitor's own
+        st.session_state[DRAWN_KEY] = result["image"]
 
 
-def card(title: str, name: str, p: dict, key: str, color: str | None = None) -> None:
+def card(e, p: dict) -> None:
     with st.container(border=True):
         confidence = float(p["probs"][p["digit"]])
         sure = f"{confidence:.1%}" if confidence < 0.9995 else ">99.9%"  # never a rounded-up 100%
-        st.metric(title, p["digit"], delta=f"{sure} sure", delta_color="off", delta_arrow="off")
-        st.plotly_chart(probability_chart(name, p["probs"], height=190, true_digit=truth, color=color),
-                        width="stretch", key=f"probs-{key}", config={"displayModeBar": False})
+        st.metric(e.title, p["digit"], delta=f"{sure} sure", delta_color="off", delta_arrow="off")
+        st.plotly_chart(probability_chart(p["probs"], e.color, height=190, true_digit=truth),
+                        width="stretch", key=f"probs-{e.key}", config={"displayModeBar": False})
 
 
 if result is not None:
-    digits = {n: p["digit"] for n, p in result["predictions"].items()}
+    committed = [e for e in shown if e.committed]
+    digits = {e.key: result["predictions"][e.key]["digit"] for e in committed}
     count = {1: "The model", 2: "Both models", 3: "All three models"}.get(len(digits), f"All {len(digits)} models")
     label = f" The label says {truth}." if truth is not None else ""
     with right:
         if len(set(digits.values())) == 1:
-            st.success(f"{count} agree: it's a **{next(iter(digits.values()))}**.{label}",
+            verb = "says" if len(digits) == 1 else "agree"
+            st.success(f"{count} {verb}: it's a **{next(iter(digits.values()))}**.{label}",
                        icon=":material/check_circle:")
-        else:
-            said = ", ".join(f"{SHORT[n]} says **{d}**" for n, d in digits.items())
+        elif digits:
+            said = ", ".join(f"{e.short} says **{digits[e.key]}**" for e in committed)
             st.warning(f"The models disagree: {said}.{label}", icon=":material/help:")
-        for col, (name, p) in zip(st.columns(len(digits)), result["predictions"].items()):
-            with col:
-                card(TITLES[name], name, p, name)
-        if yours:
-            st.caption("**Your models (this session)**, trained on the Train page. The banner above is about "
-                       "the committed models only.")
-            row = max(3, len(digits))
-            entries = list(yours.values())
-            for start in range(0, len(entries), row):
-                for col, (entry, p) in zip(st.columns(row), entries[start:start + row]):
+        per_row = max(3, len(committed))
+        mine = [e for e in shown if not e.committed]
+        for group in (committed, mine):
+            if group is mine and mine:
+                st.caption("**Your models (this session)**, trained on the Train page. The banner above is about "
+                           "the committed models only.")
+            for start in range(0, len(group), per_row):
+                for col, e in zip(st.columns(per_row), group[start:start + per_row]):
                     with col:
-                        card(entry.label, entry.name, p, entry.key, entry.color)
+                        card(e, result["predictions"][e.key])
         seen, text = st.columns([1, 3], vertical_alignment="center")
         seen.image(digit_image(result["image"], 140), width=140)
         text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "

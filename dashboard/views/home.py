@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-import session_models
-from common import (MODEL_NAMES, TITLES, WRITEUP, artifacts_caption, load_per_model, require_artifacts,
-                    show_accuracy_table)
+from core import MODELS
+from dashboard import entries, ui
 
 st.title("MNIST: three models, side by side")
 st.markdown(
@@ -14,32 +13,34 @@ st.markdown(
     "and lets you draw a digit for all three to read."
 )
 
-require_artifacts()
-metrics = load_per_model("metrics")
-if metrics:
-    cols = st.columns(len(metrics))
-    for col, (name, m) in zip(cols, metrics.items()):
-        diff = 100 * (m["test_accuracy"] - WRITEUP[name])
+ui.require_artifacts()
+shown = entries.listed("metrics")
+committed = [e for e in shown if e.committed]
+if shown:
+    for col, e in zip(st.columns(len(committed)), committed):  # the cards: the models the write-ups describe
+        m = e.metrics
+        diff = 100 * (m["test_accuracy"] - e.writeup)
         col.metric(
-            TITLES[name],
+            e.title,
             f"{100 * m['test_accuracy']:.2f}%",
-            delta=f"{diff:+.2f} pp vs write-up ({100 * WRITEUP[name]:.2f}%)",
+            delta=f"{diff:+.2f} pp vs write-up ({100 * e.writeup:.2f}%)",
             delta_color="normal" if abs(diff) >= 0.005 else "off",
             border=True,
             help=f"{m['errors']:,} of {m['test_size']:,} test digits wrong",
         )
     st.subheader("Accuracy on the 10,000 test digits")
-    show_accuracy_table(metrics, session_models.all().values())
-    artifacts_caption()
+    ui.show_accuracy_table(shown)
+    ui.artifacts_caption()
 
 st.subheader("Explore")
 LINKS = [
     ("views/dataset.py", "Dataset", ":material/grid_view:", "Sample digits, class balance and the average digit."),
-    ("views/training.py", "Training", ":material/show_chart:", "Loss and accuracy per epoch, epoch times, settings."),
+    ("views/training_curves.py", "Training", ":material/show_chart:", "Loss and accuracy per epoch, epoch times, "
+     "settings."),
     ("views/results.py", "Results", ":material/leaderboard:", "Per-digit accuracy, confusion matrices, agreement."),
     ("views/misclassified.py", "Misclassified", ":material/image_search:", "Every test digit a model got wrong."),
     ("views/draw.py", "Draw", ":material/draw:", "Draw a digit and watch all three models read it."),
-    ("views/train_live.py", "Train", ":material/model_training:", "Train a model yourself and watch it learn."),
+    ("views/train_a_model.py", "Train", ":material/model_training:", "Train a model yourself and watch it learn."),
     ("views/inside.py", "Inside", ":material/neurology:", "Activations, saliency, weights and robustness."),
 ]
 for row in (LINKS[:4], LINKS[4:]):  # two rows: seven cards in one are too narrow to read
@@ -47,5 +48,5 @@ for row in (LINKS[:4], LINKS[4:]):  # two rows: seven cards in one are too narro
         with col.container(border=True, height="stretch"):
             st.page_link(page, label=label, icon=icon)
             st.caption(text)
-if len(metrics) < len(MODEL_NAMES):
+if len(committed) < len(MODELS):
     st.caption("Pages show what the artifacts that exist allow; the messages above say how to create the rest.")

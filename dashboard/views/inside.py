@@ -1,16 +1,16 @@
 """Inside: what each model computes for one digit (layer activations, saliency), what it has learnt
 (first-layer weights, convolution filters), and how its answer holds up when the digit is
-rotated, shifted, scaled, thickened or made noisy. Every picture is computed by core.inside.
+rotated, shifted, scaled, thickened or made noisy. The arrays come from the models' own hooks and
+core.explain; dashboard.pictures turns them into images.
 """
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-import session_models
-from common import COLORS, SHORT, TITLES, digit_image, load, models, require_artifacts, show_artifact_error
-from core import inside
-from core.artifacts import ArtifactError
+from core import ArtifactError, explain
+from dashboard import cache, entries, ui
+from dashboard.pictures import colorize, digit_image, mosaic, overlay, upscale
 
 DRAWN_KEY = "drawn_digit"  # the Draw page leaves the last 28x28 digit it read here
 TABS = ["Layers", "Saliency", "Weights", "Robustness"]
@@ -27,21 +27,7 @@ PIXELATED = "<style>.st-key-inside img {image-rendering: pixelated;}</style>"  #
 
 
 def picture(rgb, scale: int, caption: str | None = None, width="content"):
-    st.image(inside.upscale(rgb, scale), caption=caption, width=width)
-
-
-# --- which models ----------------------------------------------------------------------------------
-def shown_models() -> list[dict]:
-    """The committed models and this session's own, each with a title, a short name and a colour."""
-    loaded, problems = models()
-    for message in problems.values():
-        show_artifact_error(message)
-    out = [{"key": n, "name": n, "title": TITLES[n], "short": SHORT[n], "model": m, "color": COLORS[n], "yours": False}
-           for n, m in loaded.items()]
-    for entry in session_models.all().values():
-        out.append({"key": entry.key, "name": entry.name, "title": entry.label + " (this session)",
-                    "short": entry.label, "model": entry.model, "color": entry.color, "yours": True})
-    return out
+    st.image(upscale(rgb, scale), caption=caption, width=width)
 
 
 # --- the digit ---------------------------------------------------------------------------------
@@ -65,7 +51,7 @@ def choose_digit(sample):
 
 
 def predictions(shown, x) -> dict[str, np.ndarray]:
-    return {m["key"]: m["model"].predict_proba(x[None])[0] for m in shown}
+    return {e.key: e.model.predict_proba(x[None])[0] for e in shown}
 
 
 # --- tabs ------------------------------------------------------------------------------------------
@@ -74,35 +60,35 @@ def layers_tab(shown, x):
                 "A fully connected layer is a grid of squares, one per unit. A convolution gives one small picture "
                 "per filter, showing where in the digit that filter found its pattern; pooling keeps the strongest "
                 "response in each 2×2 block, halving the size.")
-    for m in shown:
-        st.markdown(f"##### {m['title']}")
-        acts = inside.activations(m["model"], x)
+    for e in shown:
+        st.markdown(f"##### {e.title}")
+        acts = e.model.activations(x)
         maps = [(t, a) for t, a in acts if a.ndim == 3]
         units = [(t, a) for t, a in acts if a.ndim == 1]
         if maps:
             for col, (title, a) in zip(st.columns(len(maps)), maps):
                 h, w, c = a.shape
-                grid = inside.mosaic(a.transpose(2, 0, 1), cols=4 if c <= 16 else 8, pad=1, normalize="global")
+                grid = mosaic(a.transpose(2, 0, 1), cols=4 if c <= 16 else 8, pad=1, normalize="global")
                 with col:
-                    picture(inside.colorize(grid, "viridis", 0, 1), 4, f"{title}: {c} maps of {h}×{w}",
+                    picture(colorize(grid, "viridis", 0, 1), 4, f"{title}: {c} maps of {h}×{w}",
                             width="stretch")
         mlp = not maps
         cols = st.columns([1] * len(units) + [1.5 if mlp else 2])  # last: the MLPs' top units, or space
         for col, (title, a) in zip(cols, units):
-            grid = inside.mosaic(a.reshape(-1, 1, 1), cols=16, pad=0, normalize="global")
+            grid = mosaic(a.reshape(-1, 1, 1), cols=16, pad=0, normalize="global")
             with col:
-                picture(inside.colorize(grid, "viridis", 0, 1), 16, f"{title}; {int((a > 0).sum())} active",
+                picture(colorize(grid, "viridis", 0, 1), 16, f"{title}; {int((a > 0).sum())} active",
                         width="stretch")
         if mlp:
             with cols[len(units)]:
-                top_units(m["model"], acts[0][1])
+                top_units(e.model, acts[0][1])
 
 
 def top_units(model, a, k: int = 6):
     """The most active first-layer units and the weight images that made them fire."""
     order = np.argsort(a)[::-1][:k]
-    w = inside.first_layer_weights(model)[order]
-    st.image(inside.upscale(inside.colorize(inside.mosaic(w, cols=k, pad=2), "diverging"), 3),
+    w = model.first_layer_weights()[order]
+    st.image(upscale(colorize(mosaic(w, cols=k, pad=2), "diverging"), 3),
              caption=f"The {k} most active units of the first layer and what each looks for "
                      "(red: ink here helps, blue: ink here hurts)")
 
@@ -122,35 +108,35 @@ def saliency_tab(shown, x, probs):
         st.markdown("**Red**: a bit more ink here would make the model surer of its answer; **blue**: less sure. "
                     "The fully connected networks react to pixels all over the square; the CNN looks near the strokes.")
     cols = st.columns(min(len(shown), 4))
-    for i, m in enumerate(shown):
-        s = inside.saliency(m["model"], x, method=method, signed=True)
-        p = probs[m["key"]]
+    for i, e in enumerate(shown):
+        s = explain.saliency(e.model, x, method=method, signed=True)
+        p = probs[e.key]
         with cols[i % len(cols)].container(border=True):
-            picture(inside.overlay(x, s, signed=True), 8, f"{m['short']}: says {int(p.argmax())} "
+            picture(overlay(x, s, signed=True), 8, f"{e.short}: says {int(p.argmax())} "
                                                         f"({p.max():.0%} sure)", width="stretch")
 
 
 def weights_tab(shown):
     st.markdown("What the networks have learnt, before they see any digit. **Red** weights add up ink at that spot, "
                 "**blue** ones subtract it, white ones ignore it.")
-    for m in shown:
-        model = m["model"]
-        st.markdown(f"##### {m['title']}")
-        if m["name"] in ("numpy_mlp", "keras_mlp"):
-            w = inside.first_layer_weights(model)
-            grid = inside.mosaic(w, cols=16, pad=2)
-            picture(inside.colorize(grid, "diverging"), 2, f"All {len(w)} units of the first hidden layer, one 28×28 "
+    for e in shown:
+        model = e.model
+        st.markdown(f"##### {e.title}")
+        if model.kind == "mlp":
+            w = model.first_layer_weights()
+            grid = mosaic(w, cols=16, pad=2)
+            picture(colorize(grid, "diverging"), 2, f"All {len(w)} units of the first hidden layer, one 28×28 "
                     "weight image each: the strokes and curves each unit responds to. Units that look like noise "
                     "learnt little: their weights are still close to where training started.", width="stretch")
         else:
-            f1 = inside.conv_filters(model, 0)
-            f2 = inside.conv_filters(model, 1)
+            f1 = model.conv_filters(0)
+            f2 = model.conv_filters(1)
             left, right = st.columns([1, 1], gap="large")
             with left:
                 st.markdown(f"**First convolution: {len(f1)} filters of 5×5.** Each slides over the digit "
                             "looking for one small pattern: an edge at some angle, a bar, a corner.")
                 top = float(np.abs(f1).max())
-                st.image([inside.upscale(inside.colorize(f, "diverging", -top, top), 12) for f in f1],
+                st.image([upscale(colorize(f, "diverging", -top, top), 12) for f in f1],
                          caption=[f"filter {i + 1}" for i in range(len(f1))], width=60)
             with right:
                 st.markdown(f"**Second convolution: {f2.shape[0]} filters**, each with a 5×5 weight for every "
@@ -164,7 +150,7 @@ def weights_tab(shown):
                 fig.update_layout(height=300, margin=dict(t=10, b=10, l=10, r=10),
                                   xaxis=dict(title="second-layer filter", dtick=4, fixedrange=True),
                                   yaxis=dict(title="first-layer map", dtick=4, autorange="reversed", fixedrange=True))
-                st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"conv2-{m['key']}")
+                st.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"conv2-{e.key}")
 
 
 def robustness_tab(shown, x, truth, sample):
@@ -172,17 +158,17 @@ def robustness_tab(shown, x, truth, sample):
                 "models only know what their training data showed them.")
     explorer(shown, x, truth)
     st.markdown("##### Accuracy as a distortion gets stronger")
-    kind = st.segmented_control("Distortion", list(inside.DISTORTIONS), default="rotate", required=True,
-                                key="inside_kind", format_func=lambda k: inside.DISTORTIONS[k]["title"])
-    spec = inside.DISTORTIONS[kind]
+    kind = st.segmented_control("Distortion", list(explain.DISTORTIONS), default="rotate", required=True,
+                                key="inside_kind", format_func=lambda k: explain.DISTORTIONS[k]["title"])
+    spec = explain.DISTORTIONS[kind]
     curves = {}
-    for m in shown:
-        curves[m["key"]] = curve(m, kind, sample)
+    for e in shown:
+        curves[e.key] = curve(e, kind, sample)
     fig = go.Figure()
-    for m in shown:
-        fig.add_trace(go.Scatter(x=spec["strengths"], y=curves[m["key"]], name=m["short"], mode="lines+markers",
-                                 line=dict(color=m["color"], width=3, dash="dot" if m["yours"] else "solid"),
-                                 hovertemplate="%{x}: %{y:.1%}<extra>" + m["short"] + "</extra>"))
+    for e in shown:
+        fig.add_trace(go.Scatter(x=spec["strengths"], y=curves[e.key], name=e.short, mode="lines+markers",
+                                 line=dict(color=e.color, width=3, dash="solid" if e.committed else "dot"),
+                                 hovertemplate="%{x}: %{y:.1%}<extra>" + e.short + "</extra>"))
     fig.update_layout(height=340, margin=dict(t=10, b=10, l=10, r=10), legend=dict(orientation="h", y=-0.25),
                       xaxis=dict(title=f"{spec['title']} ({spec['unit']})"),
                       yaxis=dict(title="accuracy", range=[0, 1.02], tickformat=".0%"))
@@ -209,22 +195,22 @@ def explorer(shown, x, truth):
         thick = st.slider("Stroke width (+ thicker, − thinner)", -2.0, 3.0, 0.0, 0.5, key="rb_thicken")
         noise = st.slider("Noise", 0.0, 0.8, 0.0, 0.05, key="rb_noise")
         st.button("Reset", icon=":material/restart_alt:", key="rb_reset", on_click=reset_sliders)
-    xd = inside.distort(x, rotate=rotate, shift=(dx, dy), scale=size, thicken=thick, noise=noise)
-    probs = {m["key"]: m["model"].predict_proba(xd[None])[0] for m in shown}
+    xd = explain.distort(x, rotate=rotate, shift=(dx, dy), scale=size, thicken=thick, noise=noise)
+    probs = {e.key: e.model.predict_proba(xd[None])[0] for e in shown}
     with right:
         a, b = st.columns([1, 2])
         a.image(digit_image(xd, 140), caption="What the models see", width="content")
         with b:
-            for m in shown:
-                p = probs[m["key"]]
+            for e in shown:
+                p = probs[e.key]
                 d = int(p.argmax())
                 ok = "" if truth is None else (" ✓" if d == truth else " ✗")
-                st.markdown(f"<span style='color:{m['color']}'>●</span> **{m['short']}**: {d} ({p[d]:.0%}){ok}",
+                st.markdown(f"<span style='color:{e.color}'>●</span> **{e.short}**: {d} ({p[d]:.0%}){ok}",
                             unsafe_allow_html=True)
         fig = go.Figure()
-        for m in shown:
-            fig.add_trace(go.Bar(x=list(range(10)), y=probs[m["key"]], name=m["short"], marker_color=m["color"],
-                                 hovertemplate="digit %{x}: %{y:.1%}<extra>" + m["short"] + "</extra>"))
+        for e in shown:
+            fig.add_trace(go.Bar(x=list(range(10)), y=probs[e.key], name=e.short, marker_color=e.color,
+                                 hovertemplate="digit %{x}: %{y:.1%}<extra>" + e.short + "</extra>"))
         fig.update_layout(barmode="group", height=230, margin=dict(t=8, b=8, l=8, r=8), bargap=0.2,
                           legend=dict(orientation="h", y=-0.2),
                           xaxis=dict(tickmode="array", tickvals=list(range(10)), fixedrange=True),
@@ -234,32 +220,32 @@ def explorer(shown, x, truth):
 
 @st.cache_data(show_spinner="Testing the committed models on distorted digits…", max_entries=32)
 def _committed_curve(name: str, kind: str, stamp: str, _model, _x, _y):
-    return inside.robustness_curve({name: _model}, _x, _y, kind, inside.DISTORTIONS[kind]["strengths"])[name]
+    return explain.robustness_curve({name: _model}, _x, _y, kind, explain.DISTORTIONS[kind]["strengths"])[name]
 
 
-def curve(m, kind, sample):
+def curve(e, kind, sample):
     x, y = sample["images"].astype(np.float32) / 255, sample["labels"]
-    if not m["yours"]:
-        return _committed_curve(m["key"], kind, str(id(m["model"])), m["model"], x, y)
-    cache = st.session_state.setdefault("inside_curves", {})
-    key = (m["key"], id(m["model"]), kind)
-    if key not in cache:
-        cache[key] = inside.robustness_curve({m["key"]: m["model"]}, x, y, kind, inside.DISTORTIONS[kind]["strengths"])[m["key"]]
-    return cache[key]
+    if e.committed:
+        return _committed_curve(e.key, kind, str(id(e.model)), e.model, x, y)
+    kept = st.session_state.setdefault("inside_curves", {})
+    key = (e.key, id(e.model), kind)
+    if key not in kept:
+        kept[key] = explain.robustness_curve({e.key: e.model}, x, y, kind, explain.DISTORTIONS[kind]["strengths"])[e.key]
+    return kept[key]
 
 
 # --- the page -----------------------------------------------------------------------------------
 st.title("Inside the models")
 st.markdown("Open up the three networks: what each layer computes for one digit, which pixels decided the "
             "answer, what the weights have learnt, and how easily each one is fooled.")
-require_artifacts()
+ui.require_artifacts()
 try:
-    sample = load("sample")
-except ArtifactError as e:
-    show_artifact_error(e)
+    sample = cache.read("sample")
+except ArtifactError as err:
+    ui.show_artifact_error(err)
     st.stop()
 with st.spinner("Loading the models (only the first visit takes a few seconds)…"):
-    shown = shown_models()
+    shown = entries.listed("model")
 if not shown:
     st.stop()
 
@@ -274,10 +260,10 @@ with st.container(key="inside"):
         a.image(digit_image(x, 140), caption=where + (f", labelled {truth}" if truth is not None else ""),
                 width="content")
         with b:
-            for m in shown:
-                p = probs[m["key"]]
+            for e in shown:
+                p = probs[e.key]
                 d = int(p.argmax())
-                st.markdown(f"<span style='color:{m['color']}'>●</span> **{m['title']}** says **{d}** "
+                st.markdown(f"<span style='color:{e.color}'>●</span> **{e.title}** says **{d}** "
                             f"({p[d]:.0%} sure)", unsafe_allow_html=True)
 
     tabs = st.tabs(TABS, key="inside_tab", on_change="rerun")

@@ -8,12 +8,12 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-import session_models
-from common import (SHORT, TITLES, digit_image, load_per_model, mistakes, probability_chart, require_artifacts,
-                    same_labels, session_title)
+from core import compare
+from dashboard import entries, ui
+from dashboard.charts import probability_chart
+from dashboard.pictures import digit_image
 
 PAGE_SIZE = 30
-CARD = {"numpy_mlp": "NumPy", "keras_mlp": "Keras", "lenet": "LeNet"}  # short enough for a card line
 DIGITS = list(range(10))
 SORTS = {
     "Most confident mistakes first": ("confidence", False),
@@ -23,63 +23,46 @@ SORTS = {
 
 st.title("Misclassified digits")
 st.markdown(
-    "Every test digit that at least one model got wrong, with all three answers underneath — NumPy: the "
-    "network written from scratch, Keras: the same network in Keras, LeNet: the convolutional network — "
+    "Every test digit that at least one model got wrong, with all three answers underneath — NumPy ANN: the "
+    "network written from scratch, Keras ANN: the same network in Keras, LeNet-5: the convolutional network — "
     ":green[✓ right] or :red[✗ wrong], and how sure the model was. Confidently wrong answers are the "
     "interesting ones: often a digit a person would also hesitate over, or one that is mislabelled."
 )
-require_artifacts()
-preds = load_per_model("predictions")
-wrong = load_per_model("misclassified")
-names = [n for n in preds if n in wrong]
-if not names:
+ui.require_artifacts()
+shown = entries.listed("predictions", "misclassified")
+if not shown:
     st.stop()
-if not same_labels({n: preds[n] for n in names}):
+if not compare.same_labels({e.key: e.predictions for e in shown}):
     st.error("The models' predictions files were made on different test sets. Recreate them together with: "
              "python -m core.train", icon=":material/error:")
     st.stop()
-
-# This session's own models (Train page) join when their predictions are on the same test set.
-committed = names
-short, title, card_name, color = dict(SHORT), dict(TITLES), dict(CARD), {}
-yours, skipped = [], []
-for entry in session_models.all().values():
-    p, w = entry.predictions, entry.misclassified
-    try:
-        usable = (p is not None and w is not None and np.array_equal(p["label"], preds[names[0]]["label"])
-                  and len(w["index"]) == len(w["image"]) and len(p["pred"]) == len(p["label"])
-                  and np.shape(p["probs"]) == (len(p["label"]), 10))
-    except (KeyError, TypeError, ValueError, AttributeError):
-        usable = False
-    if not usable:
-        skipped.append(entry.label)
-        continue
-    preds[entry.key], wrong[entry.key] = p, w
-    short[entry.key], title[entry.key], card_name[entry.key] = entry.label, session_title(entry), entry.label
-    color[entry.key] = entry.color
-    yours.append(entry.key)
-names = committed + yours
+by_key = {e.key: e for e in shown}
+names = list(by_key)
+committed = [e.key for e in shown if e.committed]
+yours = [e.key for e in shown if not e.committed]
 if yours:
-    st.caption(f"Your models from this session ({', '.join(short[k] for k in yours)}) are in the filter below, "
-               "and their answers are on every card after the committed models'.")
-if skipped:
-    st.caption(f"{', '.join(skipped)}: no predictions on this test set, so not shown here.")
+    st.caption(f"Your models from this session ({', '.join(by_key[k].short for k in yours)}) are in the filter "
+               "below, and their answers are on every card after the committed models'.")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def table(_preds, _wrong, key):
-    return mistakes(_preds, _wrong)
+    return compare.mistakes(_preds, _wrong)
 
 
-key = tuple((n, len(wrong[n]["index"]), int(wrong[n]["index"].sum()),
-             hashlib.blake2b(np.ascontiguousarray(preds[n]["pred"]).tobytes(), digest_size=8).hexdigest()
-             if n in yours else None) for n in names)
-df, images = table({n: preds[n] for n in names}, {n: wrong[n] for n in names}, key)
+def fingerprint(e) -> str:
+    """What identifies an entry's predictions for the cache: its answers, hashed."""
+    return hashlib.blake2b(np.ascontiguousarray(e.predictions["pred"]).tobytes(), digest_size=8).hexdigest()
+
+
+key = tuple((e.key, fingerprint(e)) for e in shown)
+df, images = table({e.key: e.predictions for e in shown}, {e.key: e.misclassified for e in shown}, key)
 
 # --- filters --------------------------------------------------------------------------------------
 with st.container(border=True):
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    chosen = c1.pills("Mistakes made by", names, default=committed, selection_mode="multi", format_func=short.get,
+    chosen = c1.pills("Mistakes made by", names, default=committed, selection_mode="multi",
+                      format_func=lambda k: by_key[k].short,
                       key="models", help="Show the digits that any of these models got wrong")
     all_wrong = c2.toggle(f"Only digits all {len(committed)} {'committed ' if yours else ''}models get wrong",
                           value=st.query_params.get("all_wrong") == "1", key="all_wrong")
@@ -129,13 +112,13 @@ def answer(n, row) -> str:
     pred, p = int(row[f"pred_{n}"]), float(row[f"conf_{n}"])
     colour, mark = ("red", "✗") if row[f"wrong_{n}"] else ("green", "✓")
     sure = f"{p:.0%}" if p < 0.995 else ">99%"  # never a rounded-up 100%
-    return f":{colour}[{mark} {card_name[n]} **{pred}** ({sure})]"
+    return f":{colour}[{mark} {by_key[n].short} **{pred}** ({sure})]"
 
 
 # --- the gallery: fixed-width cards that wrap, so it works at any window width --------------------------
 with st.container(horizontal=True, wrap=True, gap="small"):
     for _, row in rows.iterrows():
-        with st.container(border=True, width=176, gap="small", horizontal_alignment="center"):
+        with st.container(border=True, width=196, gap="small", horizontal_alignment="center"):
             st.image(digit_image(images[int(row["index"])], 112), width=112)
             st.markdown(f"**True {int(row['label'])}** · test #{int(row['index'])}  \n"
                         + "  \n".join(answer(n, row) for n in names))
@@ -152,9 +135,9 @@ for start in range(0, len(names), per_row):
     for col, n in zip(right.columns(per_row), names[start:start + per_row]):
         with col:
             st.markdown(answer(n, row))
-            st.caption(title[n])
-            chart = probability_chart(n, preds[n]["probs"][int(pick)].astype(float), true_digit=int(row["label"]),
-                                      color=color.get(n))
+            st.caption(by_key[n].title)
+            chart = probability_chart(by_key[n].predictions["probs"][int(pick)].astype(float), by_key[n].color,
+                                      true_digit=int(row["label"]))
             st.plotly_chart(chart, width="stretch", key=f"probs-{n}", config={"displayModeBar": False})
 st.caption("Bars: each model's probability for each digit; the coloured bar is its answer and ✓ marks the "
            "true digit. Two tall bars mean the model hesitated between them.")

@@ -6,7 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from common import COLORS, TITLES, load_per_model, require_artifacts
+from dashboard import entries, ui
+from dashboard.charts import CURVES, learning_curves
 
 st.title("Training")
 st.markdown(
@@ -16,62 +17,13 @@ st.markdown(
     "weights were still changing (and on distorted digits, with dropout for LeNet), so they can sit below "
     "the validation figures."
 )
-require_artifacts()
-histories = {name: pd.DataFrame(h) for name, h in load_per_model("history").items()}
-if not histories:
+ui.require_artifacts()
+shown = entries.listed("history")
+if not shown:
     st.stop()
-
-METRICS = {
-    "loss": ("Loss (cross-entropy)", None, "Lower is better"),
-    "accuracy": ("Accuracy", ".1%", "Higher is better"),
-}
-
-
-def curves(fig, name, df, what, show_train=True, legend=True):
-    color = COLORS[name]
-    fmt = ":.2%" if what == "accuracy" else ":.4f"
-    if show_train:
-        fig.add_scatter(x=df["epoch"], y=df[what], name=f"{TITLES[name]}, training", mode="lines+markers",
-                        line=dict(color=color, width=2.5), marker=dict(size=5), legendgroup=name,
-                        showlegend=legend,
-                        hovertemplate=f"epoch %{{x}}: %{{y{fmt}}}<extra>{TITLES[name]}, training</extra>")
-    fig.add_scatter(x=df["epoch"], y=df[f"val_{what}"], name=f"{TITLES[name]}, validation", mode="lines+markers",
-                    line=dict(color=color, width=2.5, dash="dash"), marker=dict(size=5, symbol="diamond"),
-                    legendgroup=name, showlegend=legend,
-                    hovertemplate=f"epoch %{{x}}: %{{y{fmt}}}<extra>{TITLES[name]}, validation</extra>")
-
-
+histories = {e.key: pd.DataFrame(e.history) for e in shown}
 EPOCHS = max(len(df) for df in histories.values())
 EPOCH_AXIS = dict(title="Epoch", tick0=1, dtick=max(1, -(-EPOCHS // 15)))  # whole epochs only
-
-
-LOG_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]  # 1-2-5: readable, not crowded
-
-
-def zoomed_range(fig) -> list[float] | None:
-    """Accuracy axis from just below the worst value after epoch 1 to 100%: epoch 1 is far below the
-    rest and would squash the differences that matter. Double-clicking the chart shows everything."""
-    late = [y for trace in fig.data for y in list(trace.y)[1:]]
-    if EPOCHS < 4 or not late:
-        return None
-    return [max(0.0, min(late) - 0.005), 1.0 + 0.002]
-
-
-def layout(fig, title, what, height=420, log=False, zoom=False):
-    label, fmt, _ = METRICS[what]
-    yaxis = dict(title=label, tickformat=fmt)
-    if log:
-        yaxis |= dict(type="log", tickmode="array", tickvals=LOG_TICKS, tickformat="~g")
-    if zoom and (bounds := zoomed_range(fig)):
-        yaxis |= dict(range=bounds)
-    fig.update_layout(
-        title=title, height=height, hovermode="x unified" if len(fig.data) <= 2 else "closest",
-        xaxis=EPOCH_AXIS,
-        yaxis=yaxis,
-        legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
-        margin=dict(t=50, b=10, l=10, r=10),
-    )
-    return fig
 
 
 # --- all models on one chart ------------------------------------------------------------------------
@@ -82,14 +34,11 @@ which = c1.segmented_control("Curves", ["Training and validation", "Validation o
 log_loss = c2.toggle("Log scale for loss", value=True, help="Late epochs change the loss by little; a log "
                      "scale keeps those changes visible.")
 show_train = which == "Training and validation"
-cols = st.columns(2)
-for col, what in zip(cols, METRICS):
-    fig = go.Figure()
-    for name, df in histories.items():
-        curves(fig, name, df, what, show_train=show_train)
-    label, _, hint = METRICS[what]
-    col.plotly_chart(layout(fig, f"{label.split(' (')[0]} per epoch ({hint.lower()})", what,
-                            log=log_loss and what == "loss", zoom=what == "accuracy"), width="stretch")
+for col, (what, (label, _, hint)) in zip(st.columns(2), CURVES.items()):
+    series = [(e.title, e.color, e.history) for e in shown]
+    col.plotly_chart(learning_curves(series, what, f"{label.split(' (')[0]} per epoch ({hint.lower()})",
+                                     show_train=show_train, log=log_loss and what == "loss",
+                                     zoom=what == "accuracy"), width="stretch")
 if EPOCHS >= 4:
     st.caption("The accuracy axis starts just below the second epoch's figures, so the first epoch may sit "
                "under it; double-click a chart to see every point.")
@@ -97,17 +46,18 @@ if EPOCHS >= 4:
 # --- time -------------------------------------------------------------------------------------------------
 st.header("Time per epoch", divider="gray")
 fig = go.Figure()
-for name, df in histories.items():
-    fig.add_bar(x=df["epoch"], y=df["seconds"], name=TITLES[name], marker_color=COLORS[name],
-                hovertemplate="epoch %{x}: %{y:.1f} s<extra>" + TITLES[name] + "</extra>")
+for e in shown:
+    df = histories[e.key]
+    fig.add_bar(x=df["epoch"], y=df["seconds"], name=e.title, marker_color=e.color,
+                hovertemplate="epoch %{x}: %{y:.1f} s<extra>" + e.title + "</extra>")
 fig.update_layout(title="Seconds per epoch", barmode="group", height=360, xaxis=EPOCH_AXIS, yaxis=dict(title="Seconds"),
                   legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(t=50, b=10, l=10, r=10))
 st.plotly_chart(fig, width="stretch")
 summary = pd.DataFrame([
-    {"Model": TITLES[n], "Epochs": len(df), "Total": df["seconds"].sum(), "Per epoch": df["seconds"].mean(),
+    {"Model": e.title, "Epochs": len(df), "Total": df["seconds"].sum(), "Per epoch": df["seconds"].mean(),
      "Best validation accuracy": 100 * df["val_accuracy"].max(),
      "At epoch": int(df.loc[df["val_accuracy"].idxmax(), "epoch"])}
-    for n, df in histories.items()
+    for e in shown for df in [histories[e.key]]
 ])
 st.dataframe(summary, hide_index=True, width="stretch", column_config={
     "Model": st.column_config.TextColumn("Model", pinned=True),
@@ -118,19 +68,32 @@ st.dataframe(summary, hide_index=True, width="stretch", column_config={
 
 # --- settings -------------------------------------------------------------------------------------------
 st.header("Settings", divider="gray")
-settings = load_per_model("settings")
-if settings:
-    table = pd.DataFrame({TITLES[n]: {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v)
-                                      for k, v in s["settings"].items()} for n, s in settings.items()})
+
+
+def flat(settings: dict, prefix: str = "") -> dict[str, str]:
+    """Nested settings (training, augmentation) as one column of readable rows."""
+    out = {}
+    for k, v in settings.items():
+        if isinstance(v, dict):
+            out |= flat(v, f"{prefix}{k}: ")
+        else:
+            out[prefix + k] = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return out
+
+
+with_settings = entries.listed("settings", among=shown)
+if with_settings:
+    table = pd.DataFrame({e.title: flat(e.settings) for e in with_settings})
     table = table.fillna("—").rename_axis("Setting").reset_index()
     st.dataframe(table, hide_index=True, width="stretch", height=38 + 35 * len(table),
                  column_config={"Setting": st.column_config.TextColumn("Setting", pinned=True)})
-    short = [f"{TITLES[n]}: {len(histories[n])} of {s['settings'].get('epochs')}" for n, s in settings.items()
-             if n in histories and s["settings"].get("epochs") not in (None, len(histories[n]))]
+    short = [f"{e.title}: {len(histories[e.key])} of {e.settings['train']['epochs']}" for e in with_settings
+             if e.settings.get("train", {}).get("epochs") not in (None, len(histories[e.key]))]
     if short:
-        st.caption("This run trained fewer epochs than the settings ask for (a quick run with `--epochs`): "
+        st.caption("These runs trained fewer epochs than their settings ask for (stopped early): "
                    + "; ".join(short) + ".")
-    st.caption("Each setting is explained in the model's settings class in `core/models/`.")
+    st.caption("Each setting is explained in the model's settings class in `core/models/`, the training "
+               "settings (train) in `core/settings.py` and the augmentation strength in `core/augment.py`.")
 
 EPOCH_COLUMNS = {
     "epoch": st.column_config.NumberColumn("Epoch", format="%d"),
@@ -144,17 +107,16 @@ EPOCH_COLUMNS = {
 
 # --- one model at a time ---------------------------------------------------------------------------------
 st.header("Per model", divider="gray")
-for tab, (name, df) in zip(st.tabs([TITLES[n] for n in histories]), histories.items()):
+for tab, e in zip(st.tabs([e.title for e in shown]), shown):
+    name, df = e.key, histories[e.key]
     with tab:
-        cols = st.columns(2)
-        for col, what in zip(cols, METRICS):
-            fig = go.Figure()
-            curves(fig, name, df, what)
-            col.plotly_chart(layout(fig, f"{TITLES[name]}: {METRICS[what][0].split(' (')[0].lower()}", what,
-                                    height=360, log=log_loss and what == "loss"), width="stretch", key=f"{name}-{what}")
+        for col, (what, (label, _, _)) in zip(st.columns(2), CURVES.items()):
+            col.plotly_chart(learning_curves([(e.title, e.color, e.history)], what,
+                                             f"{e.title}: {label.split(' (')[0].lower()}", height=360,
+                                             log=log_loss and what == "loss"), width="stretch", key=f"{name}-{what}")
         cols = st.columns(2)
         if "lr" in df:
-            fig = go.Figure(go.Scatter(x=df["epoch"], y=df["lr"], mode="lines+markers", line=dict(color=COLORS[name]),
+            fig = go.Figure(go.Scatter(x=df["epoch"], y=df["lr"], mode="lines+markers", line=dict(color=e.color),
                                        hovertemplate="epoch %{x}: %{y:.2e}<extra></extra>"))
             fig.update_layout(title="Learning rate (cosine schedule)", height=320, xaxis=EPOCH_AXIS,
                               yaxis=dict(title="Learning rate", exponentformat="e"),

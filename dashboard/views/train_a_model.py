@@ -1,58 +1,39 @@
 """Train: pick a model and its settings, press Train and watch it learn, epoch by epoch.
 
-Training runs in a background thread (core.live.TrainingJob, through the models' own fit,
+Training runs in a background thread (core.jobs.TrainingJob, through the models' own fit,
 as ``python -m core.train`` does); the page polls it. The result is this session's own model:
 it joins the committed three on the other pages until the session ends, and is never saved.
 """
 
-import plotly.graph_objects as go
 import streamlit as st
 
-import session_models
-from common import TITLES, full_data, load
-from core import MODELS, live, model_class
-from core.artifacts import ArtifactError
+from core import MODELS, SPECS, ArtifactError, model_class
+from core import jobs
 from core.data import how_to_point
+from dashboard import cache, entries, session
+from dashboard.charts import CURVES, learning_curves
 
 SIZES = [500, 1000, 2000, 5000, 10_000, 20_000, 55_000]
 RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2]
 POLL_SECONDS = 1.0
 
 
-def committed_metrics(name):
+def committed_accuracy(name) -> float | None:
     try:
-        return load("metrics", name)
+        return cache.read("metrics", name)["test_accuracy"]
     except ArtifactError:
         return None
 
 
-def curves(history, color, reference=None):
+def show_curves(history, label, color, reference, key):
     """Loss and accuracy per epoch, training and validation, side by side."""
-    epochs = [r["epoch"] for r in history]
-    figs = []
-    for metric, title in (("loss", "Loss (lower is better)"), ("accuracy", "Accuracy")):
-        fig = go.Figure()
-        fig.add_trace(go.Scatter(x=epochs, y=[r[metric] for r in history], name="training images",
-                                 mode="lines+markers", line=dict(color=color, width=3, dash="dot")))
-        fig.add_trace(go.Scatter(x=epochs, y=[r["val_" + metric] for r in history], name="validation images",
-                                 mode="lines+markers", line=dict(color=color, width=3)))
-        if metric == "accuracy" and reference is not None:
-            fig.add_hline(y=reference, line=dict(color="grey", dash="dash", width=1),
-                          annotation_text=f"committed model, full data: {reference:.1%}",
-                          annotation_position="bottom right")
-        fig.update_layout(title=dict(text=title, font=dict(size=15)), height=280, margin=dict(t=40, b=10, l=10, r=10),
-                          legend=dict(orientation="h", y=-0.25), xaxis=dict(title="epoch", dtick=1, rangemode="tozero"),
-                          yaxis=dict(tickformat=".0%" if metric == "accuracy" else None, rangemode="tozero"))
-        figs.append(fig)
-    return figs
-
-
-def show_curves(history, color, reference, key):
     if not history:
         st.caption("The curves appear after the first epoch.")
         return
-    for col, fig, part in zip(st.columns(2), curves(history, color, reference), ("loss", "acc")):
-        col.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"{key}-{part}")
+    for col, (what, (title, _, hint)) in zip(st.columns(2), CURVES.items()):
+        fig = learning_curves([(label, color, history)], what, f"{title.split(' (')[0]} ({hint.lower()})",
+                              height=300, reference=reference if what == "accuracy" else None)
+        col.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"{key}-{what}")
 
 
 def watch(job):
@@ -60,7 +41,7 @@ def watch(job):
     info = job.progress()
     if job.done:
         st.rerun()  # the whole page: the result appears and the timer stops
-    st.markdown(f"**Training {TITLES[job.model_name]}** on {job.subset:,} images")
+    st.markdown(f"**Training {SPECS[job.model_name].title}** on {job.subset:,} images")
     label = info["message"]
     if info["state"] == "running":
         label = f"Epoch {min(info['epoch'] + 1, info['epochs'])} of {info['epochs']}"
@@ -71,23 +52,22 @@ def watch(job):
                  help="Stop after the current batch and keep what the model has learnt so far."):
         job.stop()
         st.rerun(scope="fragment")
-    ref = committed_metrics(job.model_name)
-    show_curves(info["history"], session_models.next_color(), ref and ref["test_accuracy"], "live")
+    show_curves(info["history"], "this run", session.next_color(), committed_accuracy(job.model_name), "live")
 
 
 def settings_form():
     """The controls; returns (model name, overrides, subset)."""
     c1, c2, c3 = st.columns(3)
     with c1:
-        name = st.selectbox("Model", list(MODELS), format_func=TITLES.get, key="train_model")
-        defaults = model_class(name).Settings()
+        name = st.selectbox("Model", list(MODELS), format_func=lambda n: SPECS[n].title, key="train_model")
+        defaults = model_class(name).Settings().train
         subset = st.select_slider("Training images", SIZES, value=5000, key="train_subset",
                                   format_func=lambda n: f"{n:,}" + (" (all)" if n == 55_000 else ""),
                                   help="A random sample of MNIST's 55,000 training digits.")
     with c2:
         epochs = st.slider("Epochs", 1, 30, 3, key="train_epochs",
                            help="One epoch = one pass over all the training images.")
-        batch = st.select_slider("Batch size", live.BATCH_SIZES, value=defaults.batch_size, key=f"train_batch_{name}",
+        batch = st.select_slider("Batch size", jobs.BATCH_SIZES, value=defaults.batch_size, key=f"train_batch_{name}",
                                  help="Images per weight update: small batches make more, noisier steps.")
     with c3:
         rate = st.select_slider("Learning rate", RATES, value=defaults.lr, key=f"train_lr_{name}",
@@ -101,31 +81,31 @@ def settings_form():
 
 
 def show_session_models():
-    entries = session_models.all()
-    if not entries:
+    mine = [e for e in entries.listed("metrics") if not e.committed]
+    if not mine:
         return
     st.subheader("Your models in this session")
     st.caption("They appear beside the committed models on the other pages until you close this tab. "
                "Nothing is saved: to keep a model, train it with `python -m core.train` on your own machine.")
-    for i, entry in enumerate(reversed(list(entries.values()))):
-        m, s = entry.metrics, entry.settings
-        ref = committed_metrics(entry.name)
+    for i, e in enumerate(reversed(mine)):
+        m, t = e.metrics, e.settings["train"]
+        ref = committed_accuracy(e.name)
         with st.container(border=True):
             a, b = st.columns([3, 1])
             with a:
-                st.markdown(f"<span style='color:{entry.color}'>●</span> "
-                            f"**{entry.label}**: {TITLES[entry.name]}", unsafe_allow_html=True)
-                st.caption(f"{s.get('train_size', 0):,} images · {s.get('epochs')} epoch(s)"
-                           f"{' (stopped early)' if s.get('stopped_early') else ''} · batch {s.get('batch_size')} · "
-                           f"learning rate {s.get('lr'):g} · augmentation {'on' if s.get('augment') else 'off'} · "
+                st.markdown(f"<span style='color:{e.color}'>●</span> "
+                            f"**{e.short}**: {SPECS[e.name].title}", unsafe_allow_html=True)
+                st.caption(f"{m.get('train_size', 0):,} images · {m.get('epochs')} epoch(s)"
+                           f"{' (stopped early)' if e.stopped_early else ''} · batch {t['batch_size']} · "
+                           f"learning rate {t['lr']:g} · augmentation {'on' if t['augment'] else 'off'} · "
                            f"{m['train_seconds']:.{1 if m['train_seconds'] < 10 else 0}f} s")
-            delta = None if ref is None else f"{100 * (m['test_accuracy'] - ref['test_accuracy']):+.1f} pp vs committed"
+            delta = None if ref is None else f"{100 * (m['test_accuracy'] - ref):+.1f} pp vs committed"
             b.metric("Test accuracy", f"{m['test_accuracy']:.1%}", delta=delta, delta_color="off")
             if i == 0:
                 with st.expander("Learning curves", expanded=True):
-                    show_curves(entry.history, entry.color, ref and ref["test_accuracy"], entry.key)
-            if st.button("Remove", key=f"remove-{entry.key}", icon=":material/delete:"):
-                session_models.remove(entry.key)
+                    show_curves(e.history, e.short, e.color, ref, e.key)
+            if st.button("Remove", key=f"remove-{e.key}", icon=":material/delete:"):
+                session.remove(e.key)
                 st.rerun()
 
 
@@ -135,39 +115,39 @@ st.markdown("Pick a model and its settings, press **Train**, and watch it learn:
             "climbs epoch by epoch. Stop whenever you like: the model keeps what it has learnt. "
             "The result is **your own model** for this session, shown next to the committed ones on the other pages.")
 
-data = full_data()
+data = cache.full_data()
 if data is None:
     st.info("Training needs the MNIST dataset, and this server does not have it. " + how_to_point()
             + " Everything else in the dashboard works without it.", icon=":material/dataset:")
     show_session_models()
     st.stop()
 
-jobs = session_models.jobs()
-job = jobs[-1] if jobs else None
+running = session.jobs()
+job = running[-1] if running else None
 name, overrides, subset = settings_form()
 problem = None
 try:
-    live.check_request(name, overrides, subset)
-except live.LimitError as e:
+    jobs.check_request(name, overrides, subset)
+except jobs.LimitError as e:
     problem = str(e)
 if problem:
     st.warning(problem, icon=":material/speed:")
-st.caption(f"This shared server trains up to {live.MAX_SUBSET:,} images for up to {live.MAX_EPOCHS} epochs, "
-           f"{live.MAX_JOBS} models at a time across all visitors.")
+st.caption(f"This shared server trains up to {jobs.MAX_SUBSET:,} images for up to {jobs.MAX_EPOCHS} epochs, "
+           f"{jobs.MAX_JOBS} models at a time across all visitors.")
 
 if st.button("Train", type="primary", icon=":material/play_arrow:", key="train",
              disabled=job is not None or problem is not None,
              help="One model at a time per visitor." if job is not None else None):
     try:
-        session_models.add_job(live.TrainingJob.start(name, overrides, subset, data=data))
+        session.add_job(jobs.TrainingJob.start(name, overrides, subset, data=data))
         st.rerun()
-    except live.LimitError as e:
+    except jobs.LimitError as e:
         st.error(str(e), icon=":material/hourglass_top:")
 
 if job is not None:
     st.fragment(watch, run_every=POLL_SECONDS)(job)
 else:
-    problem = session_models.last_problem()
+    problem = session.last_problem()
     if problem:
         st.error(f"No model this time: {problem}", icon=":material/error:")
 show_session_models()

@@ -1,0 +1,121 @@
+"""Charts every page draws the same way: a model's ten probabilities, heatmaps that read in light and
+dark themes, confusion matrices, and learning curves (loss or accuracy per epoch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+DIGITS = list(range(10))
+LOG_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]  # 1-2-5: readable, not crowded
+CURVES = {  # what -> (axis title, tick format, hint)
+    "loss": ("Loss (cross-entropy)", None, "Lower is better"),
+    "accuracy": ("Accuracy", ".1%", "Higher is better"),
+}
+
+
+def probability_chart(probs, color: str, height: int = 230, true_digit: int | None = None):
+    """The ten probabilities of one model as bars, its answer in the model's colour."""
+    probs = np.asarray(probs, dtype=float)
+    top = int(probs.argmax())
+    ticks = [f"<b>{d} ✓</b>" if d == true_digit else str(d) for d in range(10)]
+    fig = go.Figure(go.Bar(
+        x=list(range(10)), y=probs,
+        marker_color=[color if d == top else "rgba(127,127,127,0.45)" for d in range(10)],
+        text=[(f"{p:.0%}" if p < 0.995 else ">99%") if p >= 0.1 or d == top else "" for d, p in enumerate(probs)],
+        textposition="outside",
+        cliponaxis=False, constraintext="none", textfont=dict(size=12),
+        hovertemplate="digit %{x}: %{y:.2%}<extra></extra>",
+    ))
+    fig.update_layout(height=height, margin=dict(t=16, b=8, l=8, r=8), showlegend=False, bargap=0.25, title=None,
+                      xaxis=dict(title=None, tickmode="array", tickvals=list(range(10)), ticktext=ticks,
+                                 fixedrange=True, tickfont=dict(size=13)),
+                      yaxis=dict(title=None, range=[0, 1.15], tickformat=".0%", dtick=0.5, fixedrange=True))
+    return fig
+
+
+def heatmap(z, x, y, color: str, text=None, customdata=None, hovertemplate=None):
+    """A heatmap from faint grey to ``color`` whose numbers read in light and dark themes.
+
+    Plotly picks heatmap text colours from the cell colour without knowing the page behind a
+    translucent cell, so the numbers are separate text traces: white on strong cells, the
+    theme's own text colour elsewhere.
+    """
+    z = np.asarray(z, dtype=float)
+    text = np.asarray(z if text is None else text, dtype=object)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=x, y=y, customdata=customdata, hovertemplate=hovertemplate, showscale=False, xgap=1, ygap=1,
+        colorscale=[[0, "rgba(127,127,127,0.08)"], [1, color]],
+    ))
+    top = np.nanmax(z) if np.isfinite(z).any() else 1
+    strong = np.nan_to_num(z, nan=0) > 0.55 * top
+    for pick, font in ((~strong, {}), (strong, {"color": "white"})):
+        rows, cols = np.nonzero(pick & (text != ""))
+        fig.add_scatter(x=[x[c] for c in cols], y=[y[r] for r in rows],
+                        text=[str(text[r, c]) for r, c in zip(rows, cols)], mode="text", textfont=dict(size=11, **font), hoverinfo="skip", showlegend=False)
+    fig.update_xaxes(showgrid=False, zeroline=False)
+    fig.update_yaxes(showgrid=False, zeroline=False)
+    return fig
+
+
+def confusion_figure(title: str, color: str, cm, errors_only: bool = True) -> go.Figure:
+    """A 10x10 confusion matrix: rows the true digit, columns the answer; the diagonal hidden if ``errors_only``."""
+    cm = np.asarray(cm)
+    z = cm.astype(float)
+    text = cm.astype(str).astype(object)
+    if errors_only:
+        np.fill_diagonal(z, np.nan)
+        text[np.diag_indices(10)] = ""
+    text[(cm == 0)] = ""  # zeros would only be noise
+    fig = heatmap(z, DIGITS, DIGITS, color, text=text, customdata=cm,
+                  hovertemplate="true %{y}, answered %{x}: %{customdata:,}<extra></extra>")
+    fig.update_layout(
+        title=dict(text=f"{title}<br><sup>{int(cm.sum() - np.trace(cm)):,} mistakes</sup>"),
+        height=440, margin=dict(t=70, b=10, l=10, r=10),
+        xaxis=dict(title="Answer", tickmode="array", tickvals=DIGITS, range=[-0.5, 9.5], constrain="domain",
+                   fixedrange=True),
+        yaxis=dict(title="True digit", tickmode="array", tickvals=DIGITS, range=[9.5, -0.5], scaleanchor="x",
+                   constrain="domain", fixedrange=True),
+    )
+    return fig
+
+
+def learning_curves(series, what: str, title: str, show_train: bool = True, height: int = 420,
+                    log: bool = False, zoom: bool = False, reference: float | None = None) -> go.Figure:
+    """``what`` ("loss" or "accuracy") per epoch: one solid training line and one dashed validation line
+    per (label, colour, history) in ``series``; history is a list of per-epoch records.
+
+    ``log``: loss on a log scale. ``zoom``: the accuracy axis starts just below the worst value
+    after epoch 1 (epoch 1 would squash the differences that matter). ``reference``: a grey line
+    at that accuracy, labelled as the committed model's.
+    """
+    label, fmt, _ = CURVES[what]
+    hover = ":.2%" if what == "accuracy" else ":.4f"
+    fig = go.Figure()
+    epochs = 1
+    for name, color, history in series:
+        x = [r["epoch"] for r in history]
+        epochs = max(epochs, len(x))
+        parts = [("training", what, "solid", "circle")] if show_train else []
+        for part, key, dash, symbol in [*parts, ("validation", f"val_{what}", "dash", "diamond")]:
+            fig.add_scatter(x=x, y=[r[key] for r in history], name=f"{name}, {part}", mode="lines+markers",
+                            line=dict(color=color, width=2.5, dash=dash), marker=dict(size=5, symbol=symbol),
+                            legendgroup=name,
+                            hovertemplate=f"epoch %{{x}}: %{{y{hover}}}<extra>{name}, {part}</extra>")
+    yaxis = dict(title=label, tickformat=fmt)
+    if log:
+        yaxis |= dict(type="log", tickmode="array", tickvals=LOG_TICKS, tickformat="~g")
+    late = [y for trace in fig.data for y in list(trace.y)[1:]]
+    if zoom and epochs >= 4 and late:
+        yaxis |= dict(range=[max(0.0, min(late) - 0.005), 1.0 + 0.002])
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(color="grey", dash="dot", width=1),
+                      annotation_text=f"committed model, full data: {reference:.1%}",
+                      annotation_position="bottom right")
+    fig.update_layout(
+        title=title, height=height, hovermode="x unified" if len(fig.data) <= 2 else "closest",
+        xaxis=dict(title="Epoch", tick0=1, dtick=max(1, -(-epochs // 15))),  # whole epochs only
+        yaxis=yaxis, legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
+        margin=dict(t=50, b=10, l=10, r=10),
+    )
+    return fig

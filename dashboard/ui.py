@@ -1,0 +1,88 @@
+"""Page furniture every page shares: the missing-artifact message, the accuracy table and where the
+figures come from."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import ArtifactError, compare
+from core.artifacts import RETRAIN, artifacts_dir
+
+QUICK_RUN = f"{RETRAIN} --subset 2000 --epochs 2"
+
+
+def show_artifact_error(error: ArtifactError | str) -> None:
+    """The one way a page says an artifact is unusable: what is wrong and the command that fixes it."""
+    message = str(error)
+    if RETRAIN not in message:
+        message += f" Recreate it with: {RETRAIN}"
+    st.error(message, icon=":material/error:")
+
+
+def require_artifacts() -> None:
+    """Stop the page with one clear message when there is no artifacts folder at all."""
+    folder = artifacts_dir()
+    if not folder.is_dir():
+        st.error(f"There is no artifacts folder at {folder}, so there is nothing to show yet. "
+                 f"Create it with: {RETRAIN}", icon=":material/error:")
+        st.caption(f"For a quick (less accurate) demo set: `{QUICK_RUN}` takes well under a minute.")
+        st.stop()
+
+
+def show_accuracy_table(entries) -> pd.DataFrame:
+    """The accuracy table of the Home and Results pages, one row per entry (all must have metrics)."""
+    df = compare.accuracy_table([(e.title, e.metrics, e.writeup) for e in entries])
+    sizes = [e.metrics.get("test_size") for e in entries]
+    test_size = max((int(s) for s in sizes if isinstance(s, (int, float))), default=10_000)
+    minutes = df["Training time"].max() >= 120
+    shown = df.assign(**{"Training time": df["Training time"] / 60}) if minutes else df
+    writeup = {"Write-up": ("Write-up", "%.2f%%", "{:.2f}%", "Test accuracy reported in the original write-up"),
+               "Difference": ("vs write-up", "%+.2f pp", "{:+.2f} pp",
+                              "Percentage points above (+) or below (-) the write-up")}
+    without = df["Write-up"].isna().any()
+    if without:  # models trained here have no write-up: those cells read "—", as text
+        shown = shown.assign(**{c: [f.format(v) if pd.notna(v) else "—" for v in shown[c]]
+                                for c, (_, _, f, _) in writeup.items()})
+        writeup_config = {c: st.column_config.TextColumn(label, help=help_, alignment="right")
+                          for c, (label, _, _, help_) in writeup.items()}
+    else:
+        writeup_config = {c: st.column_config.NumberColumn(label, format=fmt, help=help_)
+                          for c, (label, fmt, _, help_) in writeup.items()}
+    st.dataframe(shown, hide_index=True, width="stretch", column_config={
+        "Model": st.column_config.TextColumn("Model", pinned=True),
+        "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="%.2f%%"),
+        "Errors": st.column_config.NumberColumn(f"Errors / {test_size:,}", format="localized",
+                                                help="Test digits the model got wrong"),
+        "Parameters": st.column_config.NumberColumn("Parameters", format="localized"),
+        "Training time": st.column_config.NumberColumn("Training time", format="%.1f min" if minutes else "%.1f s",
+                                                       help="Wall-clock time for all epochs"),
+        "Inference per image": st.column_config.NumberColumn(
+            "Inference / image", format="%.1f µs", help="Whole test set in one batch, divided by its size"),
+        **writeup_config,
+    })
+    if without:
+        st.caption("Rows marked *(this session)* are the models you trained on the Train page: they last until "
+                   "you close this tab and have no write-up to compare with.")
+    return df
+
+
+def artifacts_caption() -> None:
+    """Where the figures come from: training size, epochs and date, from the manifest."""
+    from dashboard import cache
+
+    try:
+        manifest = cache.read("manifest")
+    except ArtifactError as e:
+        show_artifact_error(e)
+        return
+    runs = manifest.get("models", {})
+    subsets = sorted({r["subset"] for r in runs.values() if r.get("subset")})
+    if subsets:
+        st.warning(
+            f"These artifacts come from a quick run on {', '.join(f'{s:,}' for s in subsets)} training images, "
+            f"so every figure is well below what the models reach. `{RETRAIN}` trains on the full data.",
+            icon=":material/science:",
+        )
+    else:
+        st.caption(f"Trained on the full MNIST training set; artifacts created {manifest['created'][:10]}.")
