@@ -5,15 +5,14 @@
     p = models["lenet"].predict_proba(x)    # x float32 (n, 28, 28) in [0, 1] -> (n, 10)
 
 This package is the library: it never imports Streamlit, a browser or the dashboard, and
-imports TensorFlow only when a Keras model is used.
+imports TensorFlow only when a Keras model is used (quietly: see ``core.quiet_tf``).
 """
 
 from __future__ import annotations
 
-import os
+from core import quiet_tf
 
-# TensorFlow's start-up notices (oneDNN, CPU features) are for its developers, not our users.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tf.install()  # before anything below can import TensorFlow
 
 from core.artifacts import ArtifactError, load_model, load_models  # noqa: E402
 from core.models import MODELS, SPECS, model_class  # noqa: E402

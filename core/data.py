@@ -6,8 +6,13 @@ Raw arrays are exactly what ``keras.datasets.mnist.load_data()`` returns:
     x_test  uint8 (10000, 28, 28)   y_test  uint8 (10000,)
 
 Models take images as float32 (n, 28, 28) in [0, 1] (see ``scale``) and labels
-as integers 0-9. Where the files come from, in order: ``data_dir``, the
-``MNIST_DIR`` environment variable, then Keras's own cache or download.
+as integers 0-9. Where the files come from, first found wins:
+
+1. ``data_dir`` (``--data-dir`` on the command line), else the ``MNIST_DIR``
+   environment variable: a folder of the four IDX files, gzipped or not;
+2. the copy committed with the project, ``data/mnist/`` (found from this file,
+   so from any working directory), read with NumPy alone, no network;
+3. Keras's cache (``$KERAS_HOME/datasets/mnist.npz``), then its download.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ENV_VAR = "MNIST_DIR"
+COMMITTED_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"  # shipped with the repository
 FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -51,7 +57,8 @@ class Split:
 def how_to_point() -> str:
     names = ", ".join(f"{n}[.gz]" for n in FILES.values())
     return (
-        f"Put the four MNIST IDX files ({names}) in a folder and point the project at it: "
+        f"The repository ships them in data/mnist/ (git checkout -- data/mnist restores that copy). "
+        f"Or put the four MNIST IDX files ({names}) in a folder and point the project at it: "
         f"set {ENV_VAR}=/path/to/folder, or pass --data-dir /path/to/folder."
     )
 
@@ -115,14 +122,22 @@ def keras_cache() -> Path:
     return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
 
 
+def _committed() -> bool:
+    """Whether the committed copy is all there (a checkout without it, or an installed wheel, falls through)."""
+    return all(any((COMMITTED_DIR / (stem + ext)).is_file() for ext in (".gz", "")) for stem in FILES.values())
+
+
 def load_mnist(data_dir: str | os.PathLike | None = None, download: bool = True):
     """Return ``(x_train, y_train), (x_test, y_test)`` as uint8, like Keras's loader.
 
-    ``download=False`` never imports Keras: it reads only a folder or Keras's cached file.
+    ``download=False`` never imports Keras: it reads only a folder, the committed copy
+    or Keras's cached file.
     """
     folder = data_dir or os.environ.get(ENV_VAR)
     if folder:
         return _load_folder(Path(folder).expanduser())
+    if _committed():  # a damaged committed copy raises rather than silently downloading another
+        return _load_folder(COMMITTED_DIR)
     cache = keras_cache()
     if cache.is_file():  # read with NumPy: no TensorFlow start-up just to open a file
         try:

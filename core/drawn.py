@@ -11,8 +11,10 @@ to its plain MNIST test accuracy:
 
     python -m core.drawn [--artifacts DIR] [--n 2000] [--seed 0] [--json OUT] [--detail]
     python -m core.drawn --no-stroke          # the same, with to_mnist's stroke normalisation off
-    python -m core.drawn --benchmark 200      # per-image latency of preprocessing and prediction
     python -m core.drawn --split val --n 5000 # drawn from the validation images instead
+
+Progress (digits drawn, seconds so far) goes to stderr about every 10%: all
+10,000 test digits take the better part of a minute.
 
 ``--split val`` is what training choices (such as the augmentation) are made on, so that
 the test set, drawn or plain, is only ever used to report.
@@ -134,9 +136,13 @@ def drawings(x: np.ndarray, plans: list[Drawing], seed: int = 0):
         yield d, styled(render(x[d.index], d, rng), d.style)
 
 
-def prepare(x: np.ndarray, plans: list[Drawing], seed: int = 0, normalize_stroke: bool = True):
-    """Every drawing through ``to_mnist`` and ``naive``: (prepared, naive, no_digit mask)."""
+def prepare(x: np.ndarray, plans: list[Drawing], seed: int = 0, normalize_stroke: bool = True, progress=None):
+    """Every drawing through ``to_mnist`` and ``naive``: (prepared, naive, no_digit mask).
+
+    ``progress(done, total)``, if given, is called after about every tenth of the drawings and after the last.
+    """
     n = len(plans)
+    every = max(1, -(-n // 10))  # ceil(n / 10)
     prepared, baseline = np.zeros((n, 28, 28), np.float32), np.zeros((n, 28, 28), np.float32)
     no_digit = np.zeros(n, bool)
     for i, (_, image) in enumerate(drawings(x, plans, seed)):
@@ -145,6 +151,8 @@ def prepare(x: np.ndarray, plans: list[Drawing], seed: int = 0, normalize_stroke
         except NoDigit:
             no_digit[i] = True  # counted as wrong: the pipeline gave no answer
         baseline[i] = naive(image)
+        if progress and ((i + 1) % every == 0 or i + 1 == n):
+            progress(i + 1, n)
     return prepared, baseline, no_digit
 
 
@@ -185,7 +193,11 @@ def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool 
     x_test, y_test = source_digits(data if data is not None else load_mnist(), split)
     plans = plan(n, seed, len(x_test))
     start = time.perf_counter()
-    prepared, baseline, no_digit = prepare(x_test, plans, seed, normalize_stroke)
+
+    def progress(done: int, total: int) -> None:
+        log(f"  drawn and prepared {done:,} of {total:,} digits ({done / total:.0%}), {time.perf_counter() - start:.1f} s")
+
+    prepared, baseline, no_digit = prepare(x_test, plans, seed, normalize_stroke, progress)
     log(f"Drew and prepared {len(plans):,} digits in {time.perf_counter() - start:.1f} s.")
     labels = y_test[[d.index for d in plans]]
     slices = _slices(plans)
@@ -202,6 +214,7 @@ def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool 
             "drawn_naive": float(naive_right.mean()),
             "by": {k: float(right[m].mean()) for k, m in slices.items() if m.any()},
         }
+        log(f"  scored {name}, {time.perf_counter() - start:.1f} s")
     return result
 
 
@@ -210,9 +223,9 @@ def table(result: dict, detail: bool = False) -> str:
 
     split = "validation" if result.get("split") == "val" else "test"
     lines = [
-        f"Drawn digits: {result['n']:,} MNIST {split} digits redrawn on {CANVAS}x{CANVAS} canvases (seed {result['seed']}, "
-        f"stroke normalisation {'on' if result['normalize_stroke'] else 'off'}); "
-        f"{result['no_digit']} gave no digit.",
+        (f"Drawn digits: {result['n']:,} MNIST {split} digits redrawn on {CANVAS}x{CANVAS} canvases (seed {result['seed']}, "
+         f"stroke normalisation {'on' if result['normalize_stroke'] else 'off'}); "
+         f"{result['no_digit']} gave no digit."),
         "",
         f"{'model':<26}{'MNIST ' + result.get('split', 'test'):>11}{'drawn, to_mnist':>19}{'drawn, naive':>14}{'  (same digits plain)':>22}",
     ]
@@ -228,53 +241,29 @@ def table(result: dict, detail: bool = False) -> str:
     return "\n".join(lines)
 
 
-def benchmark(models: dict, count: int = 200, seed: int = 0, data=None) -> dict:
-    """Per-image latency (ms, p50/p90): to_mnist, predict_image, and each model on one image.
-
-    For the Keras models it also times the three ways to run one image: the direct call
-    (what predict_proba does), ``predict`` (slow: it sets up a data pipeline every call)
-    and ``predict_on_batch`` (a compiled graph, cached after the first call).
-    """
-    from core.data import load_mnist
-    from core.predict import predict_image
-
-    (_, _), (x_test, _) = data if data is not None else load_mnist()
-    images = [img for _, img in drawings(x_test, plan(count, seed, len(x_test)), seed)]
-
-    def timed(fn, items):
-        for item in items[:5]:  # warm-up: first calls build graphs and caches
-            fn(item)
-        ms = []
-        for item in items:
-            t = time.perf_counter()
-            fn(item)
-            ms.append(1000 * (time.perf_counter() - t))
-        return {"p50": float(np.percentile(ms, 50)), "p90": float(np.percentile(ms, 90))}
-
-    out = {"to_mnist": timed(to_mnist, images), "predict_image": timed(lambda im: predict_image(im, models), images)}
-    one = x_test[:1].astype(np.float32) / 255
-    for name, model in models.items():
-        out[f"{name} predict_proba"] = timed(lambda _, m=model: m.predict_proba(one), images[:100])
-        if hasattr(model, "net"):  # Keras: one image through each of its three entry points
-            net = model.net
-            out[f"{name} net(x) direct"] = timed(lambda _: net(one, training=False), images[:100])
-            out[f"{name} net.predict"] = timed(lambda _: net.predict(one, verbose=0), images[:30])
-            out[f"{name} net.predict_on_batch"] = timed(lambda _: net.predict_on_batch(one), images[:100])
-    return out
+def _count(text: str) -> int:
+    """argparse type for --n: a whole number of digits, at least one."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of digits") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} digits: draw at least 1")
+    return n
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.drawn", description=__doc__.split("\n\n")[0])
     p.add_argument("--artifacts", metavar="DIR", help="trained models (default: artifacts/)")
-    p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $MNIST_DIR)")
-    p.add_argument("--n", type=int, default=2000, help="digits to draw, a seeded subset of the split (default 2000; 10000 = all the test set)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $MNIST_DIR, else the committed data/mnist/)")
+    p.add_argument("--n", type=_count, default=2000,
+                   help="digits to draw, a seeded subset of the split (default 2000; 10000 = all the test set, 5000 = all validation)")
     p.add_argument("--seed", type=int, default=0, help="seed for the choice of digits and how they are drawn (default 0)")
     p.add_argument("--json", metavar="OUT", help="also write the results, with the per-variation breakdown, as JSON")
     p.add_argument("--detail", action="store_true", help="print accuracy by style, size, pen width and angle")
     p.add_argument("--no-stroke", action="store_true", help="measure with to_mnist's stroke normalisation off")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="draw test digits (default; for reporting) or validation digits (for making choices)")
-    p.add_argument("--benchmark", type=int, metavar="K", help="instead, time preprocessing and prediction on K canvases")
     args = p.parse_args(argv)
 
     from core import ArtifactError, load_models
@@ -282,14 +271,13 @@ def main(argv=None) -> int:
 
     try:
         data = load_mnist(args.data_dir)
+        available = len(source_digits(data, args.split)[1])
+        if args.n > available:  # refused before the models load, not after
+            p.error(f"argument --n: the {args.split} split holds {available:,} digits; ask for at most that many")
         models = load_models(args.artifacts)
     except (ArtifactError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.benchmark:
-        for key, t in benchmark(models, args.benchmark, args.seed, data).items():
-            print(f"{key:<32} p50 {t['p50']:7.2f} ms   p90 {t['p90']:7.2f} ms")
-        return 0
     result = evaluate(models, args.n, args.seed, not args.no_stroke, data, log=lambda s: print(s, file=sys.stderr),
                       split=args.split)
     print(table(result, args.detail))

@@ -1,5 +1,5 @@
-"""Shared fixtures: where MNIST is, the data itself, a tiny trained artifacts folder, clean Streamlit
-caches for AppTests, and Chromium for the real-browser tests."""
+"""Shared fixtures: the MNIST data (the copy committed in data/mnist/, unless MNIST_DIR says otherwise), a
+tiny trained artifacts folder, clean Streamlit caches for AppTests, and Chromium for the real-browser tests."""
 
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "dashboard")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Tests and CI read MNIST from the shared folder beside the checkout unless told otherwise.
-if not os.environ.get("MNIST_DIR") and (ROOT.parent / "shared/data/mnist").is_dir():
-    os.environ["MNIST_DIR"] = str(ROOT.parent / "shared/data/mnist")
 
 
 def pytest_configure(config):
@@ -25,12 +22,13 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def mnist():
+    """The whole dataset. It ships with the repository, so not finding it is a failure, never a skip."""
     from core.data import DataError, load_mnist
 
     try:
         return load_mnist()
     except DataError as e:
-        pytest.skip(f"MNIST not available: {e}")
+        pytest.fail(f"MNIST could not be loaded: {e}")
 
 
 @pytest.fixture(scope="session")

@@ -39,8 +39,11 @@ def own_artifacts(tiny_artifacts, tmp_path, monkeypatch):
 
 @pytest.fixture
 def no_dataset(tmp_path, monkeypatch):
-    """No MNIST files anywhere: no MNIST_DIR and an empty Keras cache."""
+    """No MNIST files anywhere: no MNIST_DIR, no committed copy and an empty Keras cache."""
+    import core.data
+
     monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setattr(core.data, "COMMITTED_DIR", tmp_path / "no-committed-copy")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
 
 
@@ -106,9 +109,7 @@ def test_every_page_renders_without_exception(artifacts):
 
 
 # --- Dataset ---------------------------------------------------------------------------------------
-def test_dataset_uses_full_data_when_it_can_find_it(artifacts):
-    if not os.environ.get("MNIST_DIR"):
-        pytest.skip("MNIST_DIR is not set")
+def test_dataset_uses_full_data_when_it_can_find_it(artifacts, mnist):  # mnist: fails if the data is not here
     at = run("dataset")
     assert_no_exception(at)
     assert "full dataset" in texts(at.success)

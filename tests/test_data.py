@@ -1,12 +1,21 @@
-"""The IDX loader: real files, and small files written here, good and bad."""
+"""The IDX loader: real files, and small files written here, good and bad; the committed copy in
+data/mnist/ and the order in which the loader looks for data."""
 
 import gzip
+import hashlib
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.data import FILES, VALIDATION_SIZE, DataError, load_mnist, splits
+import core.data
+from core.data import FILES, VALIDATION_SIZE, DataError, find_mnist, load_mnist, splits
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_idx(path, array, magic=None, gz=True, cut=0):
@@ -37,7 +46,7 @@ def make_folder(tmp_path, n_train=24, n_test=12, gz=True):
 @pytest.mark.parametrize("gz", [True, False])
 def test_reads_small_idx_folder(tmp_path, gz):
     arrays = make_folder(tmp_path, gz=gz)
-    (x_train, y_train), (x_test, y_test) = load_mnist(tmp_path)
+    (x_train, _), (_, y_test) = load_mnist(tmp_path)
     assert x_train.dtype == np.uint8 and x_train.shape == (24, 28, 28)
     np.testing.assert_array_equal(x_train, arrays["x_train"])
     np.testing.assert_array_equal(y_test, arrays["y_test"])
@@ -121,21 +130,91 @@ def test_validation_split_is_fixed_and_disjoint(mnist):
     np.testing.assert_array_equal(sub_val.x, val.x[: len(sub_val)])  # validation never mixes with training
 
 
-def test_keras_cache_is_read_without_keras(tmp_path):
-    """With no folder given, Keras's cached mnist.npz is read by NumPy; download=False never imports Keras."""
-    import subprocess
-    import sys
-
-    cache = tmp_path / "datasets" / "mnist.npz"
-    cache.parent.mkdir()
+def fake_keras_cache(home: Path, n_train=3, n_test=2):
+    """A tiny mnist.npz where Keras keeps its download, under ``home`` (used as KERAS_HOME)."""
+    cache = home / "datasets" / "mnist.npz"
+    cache.parent.mkdir(parents=True)
     z = np.zeros
-    np.savez(cache, x_train=z((3, 28, 28), np.uint8), y_train=z(3, np.uint8), x_test=z((2, 28, 28), np.uint8), y_test=z(2, np.uint8))
+    np.savez(cache, x_train=z((n_train, 28, 28), np.uint8), y_train=z(n_train, np.uint8),
+             x_test=z((n_test, 28, 28), np.uint8), y_test=z(n_test, np.uint8))
+    return cache
+
+
+def run_python(code: str, cwd: Path, **env) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter, importing this checkout's core from ``cwd``, without MNIST_DIR."""
+    base = {k: v for k, v in os.environ.items() if k != "MNIST_DIR"}
+    base["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [base.get("PYTHONPATH")])])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=base | env,
+                          check=False)
+
+
+def test_committed_files_match_sha256sums():
+    sums = {}
+    for line in (core.data.COMMITTED_DIR / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        sums[name.lstrip("*")] = digest
+    assert sorted(sums) == sorted(stem + ".gz" for stem in FILES.values())
+    for name, digest in sums.items():
+        assert hashlib.sha256((core.data.COMMITTED_DIR / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_committed_copy_is_read_without_keras_from_any_directory(tmp_path):
+    """No data_dir, no MNIST_DIR, no Keras cache, no download: the committed copy, with NumPy only."""
     code = (
         "import sys; from core.data import find_mnist, load_mnist; d = load_mnist(download=False);"
+        "print(d[0][0].shape, d[1][1].shape, find_mnist(download=False) is not None,"
+        " 'keras' in sys.modules or 'tensorflow' in sys.modules)"
+    )
+    out = run_python(code, cwd=tmp_path, KERAS_HOME=str(tmp_path / "no-keras-here"))
+    assert out.stdout.strip() == "(60000, 28, 28) (10000,) True False", out.stderr
+
+
+def test_committed_copy_comes_before_keras_cache(tmp_path, monkeypatch):
+    fake_keras_cache(tmp_path)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    read = []
+    monkeypatch.setattr(core.data, "_load_folder", lambda folder: read.append(folder) or "committed")
+    assert find_mnist(download=False) == "committed" and read == [core.data.COMMITTED_DIR]
+
+
+def test_data_dir_then_env_var_come_before_committed_copy(tmp_path, monkeypatch):
+    for name, n_train in (("env", 24), ("arg", 36)):
+        (tmp_path / name).mkdir()
+        make_folder(tmp_path / name, n_train=n_train)
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "env"))
+    assert len(load_mnist()[0][0]) == 24
+    assert len(load_mnist(tmp_path / "arg")[0][0]) == 36
+    assert len(find_mnist(str(tmp_path / "arg"), download=False)[0][0]) == 36
+
+
+@pytest.mark.parametrize("committed", ["absent", "incomplete"])
+def test_missing_committed_copy_falls_back_to_keras_cache(tmp_path, monkeypatch, committed):
+    folder = tmp_path / "mnist"
+    if committed == "incomplete":
+        folder.mkdir()
+        make_folder(folder)
+        (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setattr(core.data, "COMMITTED_DIR", folder)
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cache = fake_keras_cache(tmp_path)
+    assert load_mnist(download=False)[0][0].shape == (3, 28, 28)
+    cache.unlink()
+    assert find_mnist(download=False) is None
+    with pytest.raises(DataError, match="No MNIST data found.*data/mnist.*MNIST_DIR"):
+        load_mnist(download=False)
+
+
+def test_keras_cache_is_read_without_keras(tmp_path):
+    """With no folder and no committed copy, Keras's cached mnist.npz is read by NumPy; download=False never
+    imports Keras."""
+    fake_keras_cache(tmp_path)
+    code = (
+        "import sys, core.data; core.data.COMMITTED_DIR = core.data.COMMITTED_DIR / 'absent';"
+        "from core.data import find_mnist, load_mnist; d = load_mnist(download=False);"
         "print(d[0][0].shape, d[1][1].shape, 'keras' in sys.modules);"
         "import os; os.remove(os.environ['KERAS_HOME'] + '/datasets/mnist.npz'); print(find_mnist(download=False))"
     )
-    env = {k: v for k, v in __import__("os").environ.items() if k != "MNIST_DIR"} | {"KERAS_HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         cwd=__import__("pathlib").Path(__file__).parent.parent)
+    out = run_python(code, cwd=ROOT, KERAS_HOME=str(tmp_path))
     assert out.stdout.split("\n")[:2] == ["(3, 28, 28) (2,) False", "None"], out.stderr

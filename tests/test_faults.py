@@ -27,7 +27,7 @@ import pytest
 from core import MODELS, load_model, load_models
 from core import artifacts
 from core.artifacts import ArtifactError
-from core.data import FILES, DataError, load_mnist
+from core.data import COMMITTED_DIR, FILES, DataError, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = int(os.environ.get("FAULT_SEED", "0"))
@@ -290,7 +290,7 @@ def _damage_idx(path: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncated_gzip", "corrupt_gzip", "garbage", "truncated_data", "empty"])
 @pytest.mark.parametrize("stem", list(FILES.values()))
 def test_damaged_data_file_is_named(tmp_path, mnist, stem, how):
-    src = Path(os.environ["MNIST_DIR"])
+    src = COMMITTED_DIR  # the gzipped files that ship with the repository
     for other in FILES.values():
         name = other + ".gz"
         if other == stem:
@@ -305,7 +305,7 @@ def test_damaged_data_file_is_named(tmp_path, mnist, stem, how):
 
 
 def test_training_cli_names_the_bad_data_file(tmp_path, mnist):
-    src = Path(os.environ["MNIST_DIR"])
+    src = COMMITTED_DIR  # the gzipped files that ship with the repository
     for stem in FILES.values():
         (tmp_path / (stem + ".gz")).symlink_to(src / (stem + ".gz"))
     bad = tmp_path / (FILES["y_test"] + ".gz")

@@ -142,14 +142,12 @@ def test_load_models_reads_a_trained_folder(tiny_artifacts):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_committed_artifacts_load_and_match_their_metrics(name):
+def test_committed_artifacts_load_and_match_their_metrics(name, mnist):
     """The committed models reproduce the test predictions saved beside them."""
     from core import artifacts
-    from core.data import find_mnist, scale
+    from core.data import scale
 
-    data = find_mnist()
-    if data is None:
-        pytest.skip("MNIST not available")
+    data = mnist
     saved = artifacts.read("predictions", name)
     model = load_models(names=[name])[name]
     x_test = scale(data[1][0][:2000])
