@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core import _absl_filtered_stderr
+from core.quiet_tf import _absl_filtered_stderr
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = re.compile(r"oneDNN|cpu_feature_guard|absl|To enable the following instructions|^[IWEF]\d{4} ", re.MULTILINE)
