@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import SPECS
+
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "dashboard" / "Home.py")
 PAGES = ["home", "dataset", "training", "results", "misclassified", "draw"]
-TITLES = {"numpy_mlp": "ANN from scratch (NumPy)", "keras_mlp": "ANN (Keras)", "lenet": "LeNet-5 CNN (Keras)"}
+FILES = {"training": "training_curves", "train": "train_a_model"}  # page -> views/ file, where they differ
+TITLES = {name: spec.title for name, spec in SPECS.items()}
 RETRAIN = "python -m core.train"
 
 pytest.importorskip("streamlit.testing.v1")
@@ -50,7 +53,7 @@ def no_dataset(tmp_path, monkeypatch):
 def run(page: str) -> AppTest:
     at = AppTest.from_file(HOME, default_timeout=60)
     if page != "home":
-        at.switch_page(f"views/{page}.py")
+        at.switch_page(f"views/{FILES.get(page, page)}.py")
     return at.run()
 
 
