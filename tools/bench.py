@@ -106,7 +106,7 @@ def numpy_trainer(x: np.ndarray, y: np.ndarray, seed: int = 0):
     rng = np.random.default_rng(seed)
 
     def epoch():
-        model._train_epoch(x, y, model.settings.lr, rng)  # HOOK: the trainer's one epoch, not yet public
+        model._train_epoch(x, y, model.settings.lr, rng)  # HOOK: private; the public model.train_epoch(x, y, lr, rng) replaces it
 
     epoch()  # warm-up: BLAS threads, first-touch page faults
     return epoch
@@ -285,7 +285,7 @@ def _predict_per_image_baseline(models: dict):
     def run(image):
         x = to_mnist(image)[None]
         for m in models.values():
-            net = getattr(m, "net", None)  # HOOK: the Keras network inside a Keras model
+            net = getattr(m, "net", None)  # HOOK: reaches into a Keras model for its network
             if net is not None:
                 net.predict(x, verbose=0)
             else:
@@ -330,7 +330,7 @@ def keras_entry_points(models: dict, x: np.ndarray, n: int, predict_n: int) -> d
     ``predict_n`` times) and ``net.predict_on_batch`` (a compiled graph, cached after the first call)."""
     out = {}
     for name, m in models.items():
-        net = getattr(m, "net", None)  # HOOK: the Keras network inside a Keras model
+        net = getattr(m, "net", None)  # HOOK: reaches into a Keras model for its network
         if net is None:
             continue
         calls = {"direct": (net, {"training": False}, n), "predict": (net.predict, {"verbose": 0}, predict_n),
