@@ -95,7 +95,7 @@ def artifacts(tiny_artifacts, monkeypatch):
 @pytest.fixture(scope="session")
 def chromium():
     """Chromium's path for the Playwright tests. Missing: a skip, except in CI (env CI set), where it fails."""
-    from core.bench import CHROMIUM, chromium_available
+    from tools.browser import CHROMIUM, chromium_available
 
     if not chromium_available():
         reason = (f"Playwright or {CHROMIUM} missing: apt-get install -y chromium; "

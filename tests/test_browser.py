@@ -3,10 +3,12 @@
 Opens every page and checks none shows an exception or an error, then draws a digit on the Draw
 page with the mouse and waits for all three models' predictions; undo and clear empty the canvas.
 Skipped when /usr/bin/chromium is missing, except in CI (env CI set), where that is a failure.
+The browser work is tools.browser's (async), run here with asyncio.run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -19,81 +21,63 @@ PAGES = {"": "MNIST: three models", "dataset": "The dataset", "training": "Train
 
 
 @pytest.fixture(scope="module")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-    from screenshots import CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def app(request):
+def app(request, chromium):
     """The server, on the committed artifacts when they are there, else on a tiny fresh training run."""
-    from screenshots import serve
+    from tools.browser import app_server
 
     committed = ROOT / "artifacts"
     folder = committed if (committed / "manifest.json").is_file() else request.getfixturevalue("tiny_artifacts")
     started = time.monotonic()
-    with serve(env={"MNIST_ARTIFACTS": str(folder)}) as url:
-        yield url, time.monotonic() - started
+    with app_server(folder) as server:
+        yield server.url, time.monotonic() - started
 
 
-def assert_clean(page, where: str) -> None:
-    exceptions = page.locator('[data-testid="stException"]')
-    assert exceptions.count() == 0, f"{where}: {exceptions.first.inner_text()}"
-    errors = page.locator('[data-testid="stAlertContentError"]')
-    assert errors.count() == 0, f"{where}: {errors.first.inner_text()}"
+def test_every_page_and_drawing_a_digit(app):
+    asyncio.run(every_page_and_drawing_a_digit(*app))
 
 
-def test_every_page_and_drawing_a_digit(app, browser):
-    from screenshots import draw_digit, open_page, wait_idle
+async def every_page_and_drawing_a_digit(url: str, server_seconds: float) -> None:
+    from tools import browser
 
-    url, server_seconds = app
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    crashes = []
-    page.on("pageerror", lambda e: crashes.append(str(e)))
-    try:
+    async with browser.launch_chromium() as chromium:
+        page = await chromium.new_page(viewport={"width": 1280, "height": 900})
+        crashes = []
+        page.on("pageerror", lambda e: crashes.append(str(e)))
         started = time.monotonic()
-        open_page(page, url, "")
+        await browser.open_page(page, url)
         home_seconds = time.monotonic() - started
         print(f"server up in {server_seconds:.1f} s, home page shown {home_seconds:.1f} s later")
         assert home_seconds < 15, f"the home page took {home_seconds:.1f} s"  # 3 s on an idle machine; CI is shared
 
         for path, title in PAGES.items():
-            open_page(page, url, path)
-            assert title in page.locator('[data-testid="stMain"] h1').first.inner_text()
-            assert_clean(page, path or "home")
+            await browser.open_page(page, url, path)
+            assert title in await page.locator(browser.TITLE).first.inner_text()
+            assert not await browser.page_problems(page), path or "home"
 
         # Draw: a stroke with the mouse, then all three models answer.
-        page.get_by_text("Draw a digit on the black square").wait_for()
-        draw_digit(page)
-        metrics = page.locator('[data-testid="stMetric"]')
-        metrics.nth(2).wait_for(timeout=60_000)
-        wait_idle(page)
-        assert metrics.count() == 3
-        labels = [metrics.nth(i).locator('[data-testid="stMetricLabel"]').inner_text() for i in range(3)]
+        await page.get_by_text("Draw a digit on the black square").wait_for()
+        await browser.draw(page, browser.DIGITS[7])
+        digits = await browser.read_predictions(page)
+        await browser.wait_idle(page)
+        metrics = page.locator(browser.METRICS)
+        assert await metrics.count() == 3
+        labels = [await metrics.nth(i).locator('[data-testid="stMetricLabel"]').inner_text() for i in range(3)]
         assert labels == TITLES
-        for i in range(3):
-            assert metrics.nth(i).locator('[data-testid="stMetricValue"]').inner_text().strip() in list("0123456789")
-        assert page.get_by_text("What the models saw").is_visible()
-        assert page.get_by_text("agree").first.is_visible()  # "All three models agree" or "The models disagree"
-        assert_clean(page, "draw, after drawing")
+        assert all(d in list("0123456789") for d in digits), digits
+        assert await page.get_by_text("What the models saw").is_visible()
+        assert await page.get_by_text("agree").first.is_visible()  # "All three models agree" or "The models disagree"
+        assert not await browser.page_problems(page), "draw, after drawing"
 
         # The canvas's own toolbar: undo the stroke, then draw again and clear; each time the
         # predictions go and the page asks for a digit.
         asks = page.locator('[data-testid="stAlertContentInfo"]', has_text="Draw a digit")
         for button in ("Undo", "Reset canvas & history"):
-            page.locator(f'button[title="{button}"]').click()
-            asks.wait_for(timeout=30_000)
-            wait_idle(page)
-            assert metrics.count() == 0, button
-            assert_clean(page, f"draw, after {button}")
+            await browser.clear_canvas(page, button)
+            await asks.wait_for(timeout=30_000)
+            await browser.wait_idle(page)
+            assert await metrics.count() == 0, button
+            assert not await browser.page_problems(page), f"draw, after {button}"
             if button == "Undo":
-                draw_digit(page)
-                metrics.nth(2).wait_for(timeout=60_000)
+                await browser.draw(page, browser.DIGITS[7])
+                await browser.read_predictions(page)
         assert not crashes, crashes
-    finally:
-        page.close()

@@ -1,6 +1,6 @@
 """The load test's path, CI-sized: 4 browser sessions drawing at once against one server.
 
-`python tests/load.py --sessions 20` is the real load test (see its docstring); this runs the same
+`python -m tools.load --sessions 20` is the real load test (see its docstring); this runs the same
 code with 4 sessions of 2 digits each, so CI proves that concurrent sessions all get their answers,
 with no exception or error on any page. Digits are checked against what was drawn when the server
 uses fully trained models (the committed artifacts); with the tiny test models only that three
@@ -9,26 +9,15 @@ answers appear. Skipped without Chromium, except in CI (env CI set), where that 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
-
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("load_script", ROOT / "tests" / "load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_concurrent_sessions_all_get_answers(tmp_path, best_artifacts, chromium):
+    from tools import load
+
     folder, check = best_artifacts
     out = tmp_path / "load.json"
-    load = _load_module()
     code = load.main(["--sessions", "4", "--rounds", "2", "--artifacts", str(folder), "--json", str(out),
                       "--timeout", "120"] + ([] if check else ["--no-check-digits"]))
     result = json.loads(out.read_text())
@@ -53,11 +42,11 @@ def test_predictions_are_right_while_another_session_resets_keras(tiny_artifacts
 
     import keras
     import numpy as np
+    from PIL import Image, ImageDraw
 
     from core import MODELS, load_models
-    from core.bench import DIGITS
     from core.predict import predict_image
-    from PIL import Image, ImageDraw
+    from tools.browser import DIGITS
 
     def canvas(strokes, shift):
         im = Image.new("L", (280, 280), 0)

@@ -1,7 +1,6 @@
 """Load test: many people drawing at once on one server.
 
-    python tests/load.py --sessions 20 [--rounds 2] [--artifacts DIR] [--json OUT]
-    python -m tests.load --sessions 20
+    python -m tools.load --sessions 20 [--rounds 2] [--artifacts DIR] [--json OUT] [--url URL]
 
 Starts ``streamlit run dashboard/Home.py`` on a free port (or uses ``--url``), opens
 ``--sessions`` pages in one Chromium, waits until every page's Draw canvas is ready, then
@@ -12,7 +11,8 @@ For every prediction it records the time from the pen lifting (the mouseup event
 three answers appearing in the page (a MutationObserver), both on the page's own clock.
 It checks that each session shows all three models' answers, that they are the digit drawn
 (``--no-check-digits`` skips this for barely trained models), and that no page shows an
-exception or an error. Prints p50/p95 and exits 1 on any failure.
+exception or an error. Prints p50/p95 and exits 1 on any failure. The server, Chromium and the
+Draw page are driven through tools.browser.
 """
 
 from __future__ import annotations
@@ -24,66 +24,50 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from tools import browser
 
-from core.bench import (DIGITS, chromium_available, clear_canvas, draw, goto_when_up, launch_chromium,  # noqa: E402
-                        open_draw, server_log, streamlit_server, tree_peak_rss_mb, wait_script_done)
-
-METRIC_VALUES = '[data-testid="stMetric"] [data-testid="stMetricValue"]'
-# Installed before each stroke: the time of every mouseup, and a promise of the moment three answers show.
-WATCH = """() => {
+# Installed before each stroke, given the answers' selector: the time of every mouseup, and a promise
+# of the moment three answers show.
+WATCH = """(answers) => {
   if (!window.__lifts) {
     window.__lifts = [];
     window.addEventListener('mouseup', () => window.__lifts.push(performance.now()), true);
   }
   window.__shown = new Promise(resolve => {
     const check = () => {
-      if (document.querySelectorAll('%s').length >= 3) { observer.disconnect(); resolve(performance.now()); }
+      if (document.querySelectorAll(answers).length >= 3) { observer.disconnect(); resolve(performance.now()); }
     };
     const observer = new MutationObserver(check);
     observer.observe(document.body, {childList: true, subtree: true, characterData: true});
   });
-}""" % METRIC_VALUES.replace("'", "\\'")
+}"""
 ORDER = (1, 7, 0)
 
 
-async def _problems(page) -> list[str]:
-    """Exceptions and error boxes the page shows."""
-    out = []
-    for selector in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]'):
-        for text in await page.locator(selector).all_inner_texts():
-            out.append(text.strip()[:300])
-    return out
-
-
-async def session(i: int, browser, url: str, rounds: int, ready: asyncio.Barrier, check: bool,
+async def session(i: int, chromium, url: str, rounds: int, ready: asyncio.Barrier, check: bool,
                   timeout_s: float) -> dict:
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    page = await chromium.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     result = {"session": i, "digits": [], "shown": [], "latency_ms": [], "errors": errors}
     try:
         try:
-            canvas = await open_draw(page, url, timeout_s * 1000)
+            await browser.open_draw(page, url, timeout_s * 1000)
         finally:
             await ready.wait()  # everyone draws at once, including after a failure to load
         for r in range(rounds):
             digit = ORDER[(i + r) % len(ORDER)]
             if r:
-                await clear_canvas(page)
-                await page.wait_for_function(f"() => !document.querySelector('{METRIC_VALUES}')",
-                                             timeout=timeout_s * 1000)
-                await wait_script_done(page, timeout_s * 1000)
-            await page.evaluate(WATCH)
-            await draw(page, canvas, DIGITS[digit])
+                await browser.clear_canvas(page)
+                await page.locator(browser.METRIC_VALUES).first.wait_for(state="detached", timeout=timeout_s * 1000)
+                await browser.wait_script_done(page, timeout_s * 1000)
+            await page.evaluate(WATCH, browser.METRIC_VALUES)
+            await browser.draw(page, browser.DIGITS[digit])
             shown_at = await asyncio.wait_for(page.evaluate("window.__shown"), timeout_s)
             lifted_at = await page.evaluate("window.__lifts[window.__lifts.length - 1]")
-            await wait_script_done(page, timeout_s * 1000)
-            shown = [s.strip() for s in await page.locator(METRIC_VALUES).all_inner_texts()]
+            shown = await browser.read_predictions(page, timeout_s * 1000)
             result["digits"].append(digit)
             result["shown"].append(shown)
             result["latency_ms"].append(shown_at - lifted_at)
@@ -91,7 +75,7 @@ async def session(i: int, browser, url: str, rounds: int, ready: asyncio.Barrier
                 errors.append(f"round {r}: expected three answers, the page shows {shown}")
             elif check and shown != [str(digit)] * 3:
                 errors.append(f"round {r}: drew a {digit}, the models answered {shown}")
-            errors.extend(f"round {r}: the page shows: {p}" for p in await _problems(page))
+            errors.extend(f"round {r}: the page shows: {p}" for p in await browser.page_problems(page))
     except Exception as e:  # noqa: BLE001 - every failure is a finding, reported per session
         errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     finally:
@@ -100,30 +84,21 @@ async def session(i: int, browser, url: str, rounds: int, ready: asyncio.Barrier
 
 
 async def run(sessions: int, rounds: int, url: str | None, artifacts, check: bool, timeout_s: float) -> dict:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        try:
-            if url:
-                return await _drive(browser, url, sessions, rounds, check, timeout_s)
-            with streamlit_server(artifacts) as (proc, url, start):
-                probe = await browser.new_page()
-                await goto_when_up(probe, url, start + timeout_s, proc)
-                await probe.close()
-                out = await _drive(browser, url, sessions, rounds, check, timeout_s)
-                out["server_peak_rss_mb"] = tree_peak_rss_mb(proc.pid)
-                if proc.poll() is not None or any(r["errors"] for r in out["sessions"]):
-                    out["server_log_tail"] = server_log(proc)
-                return out
-        finally:
-            await browser.close()
+    async with browser.launch_chromium() as chromium:
+        if url:
+            return await _drive(chromium, url, sessions, rounds, check, timeout_s)
+        with browser.app_server(artifacts, timeout_s) as server:
+            out = await _drive(chromium, server.url, sessions, rounds, check, timeout_s)
+            out["server_peak_rss_mb"] = browser.tree_peak_rss_mb(server.proc.pid)
+            if server.proc.poll() is not None or any(r["errors"] for r in out["sessions"]):
+                out["server_log_tail"] = server.log_tail()
+            return out
 
 
-async def _drive(browser, url, sessions, rounds, check, timeout_s) -> dict:
+async def _drive(chromium, url, sessions, rounds, check, timeout_s) -> dict:
     ready = asyncio.Barrier(sessions)
     start = time.perf_counter()
-    results = await asyncio.gather(*(session(i, browser, url, rounds, ready, check, timeout_s)
+    results = await asyncio.gather(*(session(i, chromium, url, rounds, ready, check, timeout_s)
                                      for i in range(sessions)))
     return {"sessions": results, "seconds": time.perf_counter() - start}
 
@@ -141,7 +116,7 @@ def summary(out: dict) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python tests/load.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.load", description=__doc__.split("\n\n")[0])
     p.add_argument("--sessions", type=int, default=20, help="browser pages drawing at once (default 20)")
     p.add_argument("--rounds", type=int, default=2, help="digits each session draws, one after another (default 2)")
     p.add_argument("--artifacts", metavar="DIR", help="trained models the server uses (default: artifacts/)")
@@ -158,7 +133,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not chromium_available():
+    if not browser.chromium_available():
         print("error: needs Playwright and Chromium (set CHROMIUM=/path/to/chromium)", file=sys.stderr)
         return 2
     out = asyncio.run(run(args.sessions, args.rounds, args.url, args.artifacts, args.check, args.timeout))

@@ -1,4 +1,4 @@
-"""Measure the project against the right baselines: ``python -m core.bench [--quick]``.
+"""Measure the project against the right baselines: ``python -m tools.bench [--quick] [--json OUT]``.
 
 Every figure is set beside the baseline that makes it meaningful, in one run on one machine:
 
@@ -13,9 +13,12 @@ Every figure is set beside the baseline that makes it meaningful, in one run on 
                            in the measured artifacts, against the 5-minute budget
     single-image latency   preprocess + all three models, p50/p95, against calling Keras's
                            ``model.predict`` per image
+    Keras entry points     one image through each Keras model's direct call, ``predict`` and
+                           ``predict_on_batch``, p50/p95
     batch throughput       images per second per model on the 10,000 test images
     app                    Streamlit cold start until the home page has rendered in Chromium,
                            and the server's peak memory after a Draw-page prediction
+                           (driven through tools.browser)
 
 Prints a Markdown table (the README's) and writes everything as JSON
 (default ``bench-results/bench.json``). ``--quick`` uses subsets and fewer repeats (CI);
@@ -33,22 +36,17 @@ import functools
 import json
 import os
 import platform
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from tools import browser
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 BATCH_SIZE = 128  # both sides of the training comparison
 HIDDEN = 128
 
@@ -59,7 +57,7 @@ class Config:
     epochs: int  # timed epochs per side, after one warm-up epoch each; the median is reported
     matmul_n: int  # square float32 matrix size for the machine's matmul rate
     matmul_repeats: int
-    latency_images: int  # single-image predictions timed, after warm-up
+    latency_images: int  # single-image predictions timed, after warm-up; also per Keras entry point
     baseline_images: int  # the same with per-image model.predict (slow: fewer)
     batch_images: int  # test images for accuracy and throughput
     batch_repeats: int
@@ -93,9 +91,9 @@ def batch_throughput(models: dict, x: np.ndarray, repeats: int = 3) -> dict[str,
     return out
 
 
-def _timed(fn, *args) -> float:
+def _timed(fn, *args, **kwargs) -> float:
     start = time.perf_counter()
-    fn(*args)
+    fn(*args, **kwargs)
     return time.perf_counter() - start
 
 
@@ -108,7 +106,7 @@ def numpy_trainer(x: np.ndarray, y: np.ndarray, seed: int = 0):
     rng = np.random.default_rng(seed)
 
     def epoch():
-        model._train_epoch(x, y, model.settings.lr, rng)
+        model._train_epoch(x, y, model.settings.lr, rng)  # HOOK: private; the public model.train_epoch(x, y, lr, rng) replaces it
 
     epoch()  # warm-up: BLAS threads, first-touch page faults
     return epoch
@@ -205,7 +203,7 @@ def augment_epoch(x: np.ndarray, repeats: int) -> dict:
     for threads in (2, 1):
         rng = np.random.default_rng(0)
         augment(x[:4096], rng, threads=threads)  # warm-up
-        out[f"threads_{threads}_s"] = float(np.median([_timed(lambda: augment(x, rng, threads=threads)) for _ in range(repeats)]))
+        out[f"threads_{threads}_s"] = float(np.median([_timed(augment, x, rng, threads=threads) for _ in range(repeats)]))
     return out
 
 
@@ -287,7 +285,7 @@ def _predict_per_image_baseline(models: dict):
     def run(image):
         x = to_mnist(image)[None]
         for m in models.values():
-            net = getattr(m, "net", None)
+            net = getattr(m, "net", None)  # HOOK: reaches into a Keras model for its network
             if net is not None:
                 net.predict(x, verbose=0)
             else:
@@ -326,174 +324,39 @@ def latency_parts(models: dict, images: list[np.ndarray]) -> dict[str, float]:
     return out
 
 
-# --- the app in a real browser ------------------------------------------------------------------
-# Shared with the load test (tests/load.py): start the server, open Chromium, draw, read answers.
-APP = ROOT / "dashboard" / "Home.py"
-HOME_HEADING = "MNIST: three models, side by side"
-CANVAS = "canvas.upper-canvas"  # the drawable canvas's event layer (Playwright pierces its shadow DOM)
-# Strokes on the 280x280 canvas, in canvas pixels, that every trained model reads reliably.
-DIGITS = {
-    1: [[(140, 40), (140, 240)]],
-    7: [[(70, 55), (210, 55), (120, 240)]],
-    0: [[(140, 40), (200, 80), (215, 140), (200, 200), (140, 240), (80, 200), (65, 140), (80, 80), (140, 40)]],
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def streamlit_server(artifacts_path=None, port: int | None = None):
-    """``streamlit run dashboard/Home.py`` on a free local port; yields (process, url, start time).
-
-    The start time is taken just before the process is spawned. The server runs in its own
-    process group and is stopped with everything it started on exit (as dashboard/screenshots.py).
-    """
-    port = port or free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    if artifacts_path is not None:
-        env["MNIST_ARTIFACTS"] = str(Path(artifacts_path).resolve())
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
-    log = tempfile.TemporaryFile()
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    proc.log = log  # read by server_log() when something goes wrong
-    try:
-        yield proc, f"http://127.0.0.1:{port}", start
-    finally:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(wait)
-                break
-            except ProcessLookupError:
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        log.close()
-
-
-def server_log(proc, tail: int = 3000) -> str:
-    proc.log.seek(0)
-    return proc.log.read().decode(errors="replace")[-tail:]
-
-
-def chromium_available() -> bool:
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        return False
-    return Path(CHROMIUM).exists()
-
-
-async def launch_chromium(playwright):
-    return await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-
-
-async def goto_when_up(page, url: str, deadline: float, proc=None) -> None:
-    """Load ``url``, retrying while the server is not listening yet."""
-    while True:
-        try:
-            await page.goto(url, wait_until="domcontentloaded")
-            return
-        except Exception:  # connection refused until the server listens
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{server_log(proc)}") from None
-            if time.perf_counter() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-
-
-async def wait_script_done(page, timeout_ms: float = 60_000) -> None:
-    """Until Streamlit has finished running the page's script (every element rendered)."""
-    await page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout_ms)
-
-
-async def wait_home(page, timeout_ms: float = 60_000) -> None:
-    await page.get_by_role("heading", name=HOME_HEADING).wait_for(timeout=timeout_ms)
-    await wait_script_done(page, timeout_ms)
-
-
-async def open_draw(page, url: str, timeout_ms: float = 120_000):
-    """Open the Draw page and wait until its canvas is ready; returns the canvas locator."""
-    await page.goto(url.rstrip("/") + "/draw", wait_until="domcontentloaded")
-    canvas = page.locator(CANVAS).first
-    await canvas.wait_for(state="visible", timeout=timeout_ms)
-    await wait_script_done(page, timeout_ms)
-    return canvas
-
-
-async def draw(page, canvas, strokes, steps: int = 8) -> float:
-    """Draw ``strokes`` (lists of canvas-pixel points) with the mouse; returns the time the pen lifts."""
-    box = await canvas.bounding_box()
-    sx, sy = box["width"] / 280, box["height"] / 280
-    for stroke in strokes:
-        x0, y0 = stroke[0]
-        await page.mouse.move(box["x"] + x0 * sx, box["y"] + y0 * sy)
-        await page.mouse.down()
-        for (xa, ya), (xb, yb) in zip(stroke, stroke[1:]):
-            for i in range(1, steps + 1):
-                t = i / steps
-                await page.mouse.move(box["x"] + (xa + (xb - xa) * t) * sx, box["y"] + (ya + (yb - ya) * t) * sy)
-        await page.mouse.up()
-    return time.perf_counter()
-
-
-async def clear_canvas(page) -> None:
-    """The canvas toolbar's reset (bin) button."""
-    await page.locator('button[title="Reset canvas & history"]').click()
-
-
-async def read_predictions(page, timeout_ms: float = 60_000) -> list[str]:
-    """Wait until the three models' answers are shown; returns their digits as displayed."""
-    values = page.locator('[data-testid="stMetric"] [data-testid="stMetricValue"]')
-    await page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=\"stMetric\"] [data-testid=\"stMetricValue\"]').length >= 3",
-        timeout=timeout_ms,
-    )
-    await wait_script_done(page, timeout_ms)
-    return [s.strip() for s in await values.all_inner_texts()]
-
-
-def tree_peak_rss_mb(pid: int) -> float:
-    """Peak resident memory (VmHWM) of ``pid`` plus every descendant still alive, in MB."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration, ValueError):
+def keras_entry_points(models: dict, x: np.ndarray, n: int, predict_n: int) -> dict:
+    """p50/p95 ms of one image ``x`` (shape (1, 28, 28)) through each Keras model's three entry points:
+    the direct call ``net(x)``, ``net.predict`` (slow: it sets up a data pipeline every call; timed
+    ``predict_n`` times) and ``net.predict_on_batch`` (a compiled graph, cached after the first call)."""
+    out = {}
+    for name, m in models.items():
+        net = getattr(m, "net", None)  # HOOK: reaches into a Keras model for its network
+        if net is None:
             continue
-    return total / 1024
+        calls = {"direct": (net, {"training": False}, n), "predict": (net.predict, {"verbose": 0}, predict_n),
+                 "predict_on_batch": (net.predict_on_batch, {}, n)}
+        out[name] = {}
+        for call, (fn, kwargs, count) in calls.items():
+            for _ in range(5):  # warm-up: first calls build graphs and caches
+                fn(x, **kwargs)
+            seconds = [_timed(fn, x, **kwargs) for _ in range(count)]
+            out[name] |= {f"{call}_p50_ms": percentile_ms(seconds, 50), f"{call}_p95_ms": percentile_ms(seconds, 95)}
+    return {"images": n, "predict_images": predict_n, "models": out}
 
 
+# --- the app in a real browser ------------------------------------------------------------------
 async def _app(artifacts_path, digit: int, timeout_s: float) -> dict:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        try:
-            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-            with streamlit_server(artifacts_path) as (proc, url, start):
-                await goto_when_up(page, url, start + timeout_s, proc)
-                await wait_home(page, timeout_s * 1000)
-                cold = time.perf_counter() - start
-                canvas = await open_draw(page, url, timeout_s * 1000)
-                draw_page = time.perf_counter() - start - cold
-                lifted = await draw(page, canvas, DIGITS[digit])
-                shown = await read_predictions(page, timeout_s * 1000)
-                latency = time.perf_counter() - lifted
-                peak = tree_peak_rss_mb(proc.pid)
-        finally:
-            await browser.close()
+    async with browser.launch_chromium() as chromium:
+        page = await chromium.new_page(viewport={"width": 1400, "height": 1000})
+        with browser.app_server(artifacts_path, timeout_s) as server:
+            await browser.open_page(page, server.url, idle=False, timeout_ms=timeout_s * 1000)
+            cold = time.perf_counter() - server.started
+            await browser.open_draw(page, server.url, timeout_s * 1000)
+            draw_page = time.perf_counter() - server.started - cold
+            lifted = await browser.draw(page, browser.DIGITS[digit])
+            shown = await browser.read_predictions(page, timeout_s * 1000)
+            latency = time.perf_counter() - lifted
+            peak = browser.tree_peak_rss_mb(server.proc.pid)
     return {"cold_start_s": cold, "draw_page_s": draw_page, "stroke_to_prediction_s": latency,
             "peak_rss_mb": peak, "digit_drawn": digit, "digits_shown": shown}
 
@@ -526,7 +389,7 @@ def run(cfg: Config, artifacts_path=None, skip_app: bool = False, log=_log) -> d
     from core import artifacts, load_models
     from core.data import load_mnist, scale, splits
 
-    results = {"meta": {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    results = {"meta": {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                         "quick": cfg == QUICK, "config": dataclasses.asdict(cfg), "machine": machine()}}
     folder = artifacts.artifacts_dir(artifacts_path)
     manifest = artifacts.load_manifest(folder)
@@ -545,6 +408,8 @@ def run(cfg: Config, artifacts_path=None, skip_app: bool = False, log=_log) -> d
     log("single-image latency")
     results["latency"] = single_image_latency(models, canvas_images(data[1][0][:50]), cfg.latency_images,
                                               cfg.baseline_images)
+    log("Keras entry points")
+    results["keras_entry_points"] = keras_entry_points(models, x_test[:1], cfg.latency_images, cfg.baseline_images)
     del models
     log(f"training epochs: NumPy against Keras on {cfg.train_images:,} images")
     train, _, _ = splits(data, subset=cfg.train_images)
@@ -556,8 +421,8 @@ def run(cfg: Config, artifacts_path=None, skip_app: bool = False, log=_log) -> d
     results["full_training"] = recorded_training(manifest, folder)
     if skip_app:
         results["app"] = {"skipped": "--skip-app"}
-    elif not chromium_available():
-        results["app"] = {"skipped": f"no Playwright or no Chromium at {CHROMIUM}"}
+    elif not browser.chromium_available():
+        results["app"] = {"skipped": f"no Playwright or no Chromium at {browser.CHROMIUM}"}
     else:
         log("app: cold start and memory")
         results["app"] = app_measurements(folder)
@@ -596,6 +461,11 @@ def format_table(r: dict) -> str:
                  f"model.predict per image {lat['baseline_p95_ms']:.1f} ms", f"{lat['baseline_over_p95']:.1f}x faster"))
     parts = ", ".join(f"{k} {v:.2f}" for k, v in lat["parts_p50_ms"].items())
     rows.append(("  p50 of each part, ms", parts, "", ""))
+    for name, e in r["keras_entry_points"]["models"].items():
+        rows.append((f"One image through Keras, p50: {TITLES.get(name, name)}",
+                     f"predict_on_batch {e['predict_on_batch_p50_ms']:.2f} ms, direct call {e['direct_p50_ms']:.2f} ms",
+                     f"model.predict {e['predict_p50_ms']:.1f} ms",
+                     f"{e['predict_p50_ms'] / e['predict_on_batch_p50_ms']:.1f}x faster"))
     n = r["throughput"]["images"]
     for name, ips in r["throughput"]["images_per_s"].items():
         rows.append((f"Batch throughput, {n:,} test images: {TITLES.get(name, name)}", f"{ips:,.0f} images/s", "", ""))
@@ -607,7 +477,10 @@ def format_table(r: dict) -> str:
         rows.append(("App peak memory (VmHWM) after a Draw prediction", f"{app['peak_rss_mb']:.0f} MB", "", ""))
     head = ("Measurement", "Result", "Baseline", "Ratio")
     widths = [max(len(str(row[i])) for row in (head, *rows)) for i in range(4)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
     m = r["meta"]["machine"]
     note = (f"\n{'Quick run (subsets): sanity figures only. ' if r['meta']['quick'] else ''}"
             f"{m['cpu']}, {m['cores']} cores, load average {m['load_average']} at start; {r['meta']['date']}.")
@@ -615,7 +488,7 @@ def format_table(r: dict) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m core.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="CI-sized: training subsets, fewer repeats (well under 2 min)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="OUT",
                    help=f"where to write the results (default: {DEFAULT_JSON.relative_to(ROOT)})")
