@@ -78,7 +78,8 @@ def test_quick_bench_writes_every_section(tiny_artifacts, tmp_path):
     keras_models = r["keras_entry_points"]["models"]
     assert keras_models and set(keras_models) < set(MODELS)  # the Keras ones: not the NumPy MLP
     for times in keras_models.values():
-        assert set(times) == {f"{call}_{q}_ms" for call in ("direct", "predict", "predict_on_batch") for q in ("p50", "p95")}
+        assert set(times) == {f"{call}_{q}_ms" for call in ("direct", "predict", "predict_on_batch", "predict_proba")
+                                for q in ("p50", "p95")}
     if app:  # the server answered a drawn digit before its memory was read
         assert len(r["app"]["digits_shown"]) == 3 and all(d.isdigit() for d in r["app"]["digits_shown"])
     # The printed table has a row for each measurement.

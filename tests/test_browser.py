@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from core import SPECS
+
 ROOT = Path(__file__).resolve().parent.parent
-TITLES = ["ANN from scratch (NumPy)", "ANN (Keras)", "LeNet-5 CNN (Keras)"]
+TITLES = [s.title for s in SPECS.values()]
 PAGES = {"": "MNIST: three models", "dataset": "The dataset", "training": "Training",
          "results": "Results on the test set", "misclassified": "Misclassified digits", "draw": "Draw a digit"}
 
