@@ -16,7 +16,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core import MODELS, SPECS, ArtifactError
+from core import MODELS, SPECS, ArtifactError, artifacts
 from core.settings import to_dict
 from dashboard import cache, session, ui
 
@@ -79,6 +79,19 @@ def committed() -> list[ModelEntry]:
                        _fetch=lambda part, n=n: _committed_part(n, part)) for n, s in SPECS.items() if n in MODELS]
 
 
+def _usable(part: str, value) -> bool:
+    """A session model's part passes the same checks as a committed model's file."""
+    if value is None:
+        return False
+    if part not in artifacts.FILES:
+        return True
+    try:
+        artifacts.FILES[part].check(value, None)
+        return True
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False
+
+
 def of_session() -> list[ModelEntry]:
     out = []
     for t in session.trained().values():
@@ -86,7 +99,7 @@ def of_session() -> list[ModelEntry]:
         held = {"metrics": job.metrics, "history": job.model.history, "settings": to_dict(job.model.settings),
                 "predictions": job.predictions, "misclassified": job.misclassified, "model": job.model}
         out.append(ModelEntry(t.key, job.model_name, f"{t.label} (this session)", t.label, t.color, "session",
-                              t.finished, None, t.stopped_early, {k: v for k, v in held.items() if v is not None}))
+                              t.finished, None, t.stopped_early, {k: v for k, v in held.items() if _usable(k, v)}))
     return out
 
 

@@ -49,6 +49,7 @@ def test_inside_page_every_tab(app_env):
     at.pills(key="inside_digit").set_value(7).run()
     at.radio(key="inside_method").set_value("gradient").run()
     no_errors(at)
+    assert ": says " in captions(at)  # the saliency pictures, one per model
     at.session_state["inside_tab"] = "Robustness"
     at.run()
     at.slider(key="rb_rotate").set_value(45).run()
@@ -58,7 +59,7 @@ def test_inside_page_every_tab(app_env):
     at.segmented_control(key="inside_kind").set_value("noise").run()
     no_errors(at)
     assert "What the models see" in captions(at)
-    assert "saliency" not in captions(at).lower()  # hidden tabs are not computed
+    assert ": says " not in captions(at)  # hidden tabs are not computed: no saliency picture now
 
 
 def test_inside_page_uses_a_drawn_digit(app_env):
@@ -74,9 +75,9 @@ def test_inside_page_uses_a_drawn_digit(app_env):
 
 
 def test_train_page_trains_one_epoch_and_shares_the_model(app_env):
-    import session_models
+    from dashboard import session
 
-    at = page("train_live.py").run()
+    at = page("train_a_model.py").run()
     no_errors(at)
     at.selectbox(key="train_model").set_value("keras_mlp")
     at.select_slider(key="train_subset").set_value(500)
@@ -84,40 +85,43 @@ def test_train_page_trains_one_epoch_and_shares_the_model(app_env):
     at.run()
     at.button(key="train").click().run()
     no_errors(at)
-    jobs = at.session_state[session_models.JOBS_KEY]
+    jobs = at.session_state[session.JOBS_KEY]
     assert len(jobs) == 1
     assert jobs[0].wait(TIMEOUT).done
     at.run()
     no_errors(at)
-    models = at.session_state[session_models.KEY]
-    (entry,) = models.values()
-    assert entry.name == "keras_mlp" and entry.label.startswith("Your")
-    assert entry.metrics["epochs"] == 1 and entry.settings["train_size"] == 500
-    assert entry.predictions["probs"].shape == (10_000, 10)
+    models = at.session_state[session.KEY]
+    (trained,) = models.values()
+    job = trained.job
+    assert job.model_name == "keras_mlp" and trained.label.startswith("Your")
+    assert job.metrics["epochs"] == 1 and job.metrics["train_size"] == 500
+    assert job.predictions["probs"].shape == (10_000, 10)
+    assert job.model.settings.train.epochs == 1  # what it was trained with, in its own settings
     assert any("Your models in this session" in s.value for s in at.subheader)
-    assert not at.session_state[session_models.JOBS_KEY]
+    assert not at.session_state[session.JOBS_KEY]
 
     # ... and the Inside page shows it beside the committed three
     inside = page("inside.py")
-    inside.session_state[session_models.KEY] = models
+    inside.session_state[session.KEY] = models
+    inside.session_state[session.COUNT_KEY] = 1
     inside.run()
     no_errors(inside)
     text = " ".join(m.value for m in inside.markdown)
-    assert entry.label in text and "this session" in text
+    assert trained.label in text and "this session" in text
 
 
 def test_train_page_stop_button_keeps_the_model(app_env):
     import time
 
-    import session_models
+    from dashboard import session
 
-    at = page("train_live.py").run()
+    at = page("train_a_model.py").run()
     at.selectbox(key="train_model").set_value("lenet")
     at.select_slider(key="train_subset").set_value(2000)
     at.slider(key="train_epochs").set_value(10)
     at.run()
     at.button(key="train").click().run()
-    (job,) = at.session_state[session_models.JOBS_KEY]
+    (job,) = at.session_state[session.JOBS_KEY]
     deadline = time.monotonic() + TIMEOUT
     while not job.history and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -127,13 +131,13 @@ def test_train_page_stop_button_keeps_the_model(app_env):
     assert job.wait(TIMEOUT).done
     at.run()
     no_errors(at)
-    (entry,) = at.session_state[session_models.KEY].values()
-    assert entry.settings["stopped_early"] and 1 <= entry.settings["epochs"] < 10
+    (trained,) = at.session_state[session.KEY].values()
+    assert trained.stopped_early and 1 <= trained.job.metrics["epochs"] < 10
     assert "(stopped early)" in " ".join(c.value for c in at.caption)
 
 
 def test_train_page_says_when_a_request_is_over_the_limits(app_env):
-    at = page("train_live.py").run()
+    at = page("train_a_model.py").run()
     at.select_slider(key="train_subset").set_value(55_000).run()
     assert any("limit" in w.value for w in at.warning)
     assert at.button(key="train").disabled
@@ -145,7 +149,7 @@ def test_train_page_says_when_a_request_is_over_the_limits(app_env):
 def test_train_page_without_the_dataset(app_env, monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "nowhere"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    at = page("train_live.py").run()
+    at = page("train_a_model.py").run()
     assert not at.exception
     assert any("MNIST_DIR" in i.value for i in at.info)
     assert not at.button  # nothing to press
@@ -157,10 +161,22 @@ def test_streamlit_reruns_leave_keras_state_alone():
     from keras.src.backend.common import global_state
     from streamlit.runtime.scriptrunner import script_runner
 
-    import session_models
+    from dashboard import keras_guard
 
-    assert session_models.keep_keras_state()
+    assert keras_guard.install()
     global_state.set_global_attribute("mnist_marker", 1)
     script_runner._clean_problem_modules()  # what Streamlit runs after every script run
     assert global_state.get_global_attribute("mnist_marker") == 1
-    assert keras.backend.clear_session is not None  # Keras itself is untouched
+    keras.backend.clear_session()  # Keras itself is untouched: its own call still clears
+    assert global_state.get_global_attribute("mnist_marker") is None
+
+
+def test_keras_guard_says_so_when_streamlit_has_moved_its_clean_up(monkeypatch, caplog):
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from dashboard import keras_guard
+
+    monkeypatch.delattr(script_runner, "_clean_problem_modules")
+    with caplog.at_level("WARNING", logger="dashboard.keras_guard"):
+        assert keras_guard.install() is False
+    assert "may clear Keras's state" in caplog.text
