@@ -30,10 +30,10 @@ import signal
 import tempfile
 import threading
 import zipfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -194,20 +194,18 @@ class ArtifactFile:
     per_model: bool  # in <model>/ (True) or at the top of the folder
     keys: tuple[str, ...] | None  # the arrays of an .npz file; None for JSON
     check: Callable  # (content, model name or None) -> None, raises ValueError
-    doc: str
 
 
-FILES = {
-    "manifest": ArtifactFile("manifest.json", False, None, check_manifest, "how and when the artifacts were made"),
+FILES = {  # what each holds: see the module docstring
+    "manifest": ArtifactFile("manifest.json", False, None, check_manifest),
     "sample": ArtifactFile("sample.npz", False, ("images", "labels", "index", "train_counts", "test_counts",
-                                                 "class_means"), check_sample, "test digits and class summaries"),
-    "settings": ArtifactFile("settings.json", True, None, check_settings, "everything that made the model"),
-    "history": ArtifactFile("history.json", True, None, check_history, "loss and accuracy per epoch"),
-    "metrics": ArtifactFile("metrics.json", True, None, check_metrics, "test-set figures"),
-    "predictions": ArtifactFile("predictions.npz", True, ("probs", "pred", "label"), check_predictions,
-                                "every test digit's probabilities and answer"),
+                                                 "class_means"), check_sample),
+    "settings": ArtifactFile("settings.json", True, None, check_settings),
+    "history": ArtifactFile("history.json", True, None, check_history),
+    "metrics": ArtifactFile("metrics.json", True, None, check_metrics),
+    "predictions": ArtifactFile("predictions.npz", True, ("probs", "pred", "label"), check_predictions),
     "misclassified": ArtifactFile("misclassified.npz", True, ("index", "image", "label", "pred", "probs"),
-                                  check_misclassified, "the test digits the model got wrong"),
+                                  check_misclassified),
 }
 MANIFEST, SAMPLE = FILES["manifest"].filename, FILES["sample"].filename
 

@@ -126,11 +126,11 @@ class TrainingJob:
         self._error: str | None = None
         self._started = self._finished = None
         self.model = self.metrics = self.predictions = self.misclassified = None
-        self.train_size = self.val_size = None
+        self.train_size = None
         self._thread = threading.Thread(target=self._run, name=f"train-{model_name}", daemon=True)
 
     @classmethod
-    def start(cls, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None) -> "TrainingJob":
+    def start(cls, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None) -> TrainingJob:
         """Check the request, take one of the ``MAX_JOBS`` training slots and start; raises LimitError."""
         job = cls(model_name, overrides, subset, data, data_dir)
         if not _slots.take():
@@ -181,7 +181,7 @@ class TrainingJob:
             if self._state in ("starting", "running"):
                 self._state, self._message = "stopping", "Stopping after the current batch…"
 
-    def wait(self, timeout: float | None = None) -> "TrainingJob":
+    def wait(self, timeout: float | None = None) -> TrainingJob:
         self._done.wait(timeout)
         return self
 
@@ -209,7 +209,7 @@ class TrainingJob:
             if data is None:
                 raise DataError(f"No MNIST data found. {how_to_point()}")
             train, val, test = splits(data, subset=self.subset, seed=self.settings.train.seed)
-            self.train_size, self.val_size = len(train), len(val)
+            self.train_size = len(train)
             if self._stop.is_set():
                 self._set(state="stopped", message="Stopped before training began.")
                 return

@@ -53,7 +53,7 @@ def affine(x: np.ndarray, m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, np.float32)
     if m.ndim == 2:
         return warp(x, m[1, 0] * GX + m[1, 1] * GY + m[1, 2], m[0, 0] * GX + m[0, 1] * GY + m[0, 2])
-    c = lambda r, k: m[:, r, k, None, None]  # noqa: E731  (n, 1, 1) coefficient for broadcasting
+    c = lambda r, k: m[:, r, k, None, None]
     return warp(x, c(1, 0) * GX + c(1, 1) * GY + c(1, 2), c(0, 0) * GX + c(0, 1) * GY + c(0, 2))
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from core.preprocess import ImageError, NoDigit, read_image, to_mnist
 
-__all__ = ["predict_image", "agreement", "main"]
+__all__ = ["agreement", "main", "predict_image"]
 
 
 def predict_image(image, models: dict) -> dict:

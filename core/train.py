@@ -107,13 +107,13 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
             log(f"  test accuracy {m['test_accuracy']:.4f} ({m['errors']} errors), trained in {train_seconds:.0f}s")
             results[name] = m
             manifest.setdefault("models", {})[name] = {
-                "trained": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "subset": subset, "epochs": len(model.history), "seed": seed,
             }
         write_sample(stage, data, seed)
         manifest |= {
             "format_version": artifacts.FORMAT_VERSION,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "seed": seed,
             "data_checksum": checksum(data),
             "versions": versions(),

@@ -11,8 +11,8 @@ read when first asked for (so a page that shows metrics never loads TensorFlow):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import streamlit as st
 
@@ -39,6 +39,8 @@ class ModelEntry:
 
     def get(self, part: str):
         """One part (see ``PARTS``); raises ArtifactError with a message for the page."""
+        if part not in PARTS:
+            raise KeyError(f"no part {part!r}; parts are {', '.join(PARTS)}")
         if part in self._held:
             return self._held[part]
         if self._fetch is None:
@@ -83,7 +85,7 @@ def _usable(part: str, value) -> bool:
     """A session model's part passes the same checks as a committed model's file."""
     if value is None:
         return False
-    if part not in artifacts.FILES:
+    if part in ("settings", "model"):  # held as the objects themselves, not as their files
         return True
     try:
         artifacts.FILES[part].check(value, None)

@@ -24,7 +24,7 @@ def _clean_without_keras() -> None:
     if plt is not None:
         try:
             plt.close("all")
-        except Exception:  # noqa: BLE001 - as Streamlit: never let clean-up break the app
+        except Exception:
             log.debug("matplotlib clean-up failed", exc_info=True)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+
 def to_uint8(image) -> np.ndarray:
     a = np.asarray(image)
     if a.dtype != np.uint8:

@@ -69,7 +69,7 @@ def _collect() -> None:
         key = f"session-{n}"
         store[key] = Trained(key, f"Your {SPECS[job.model_name].short} #{n}", COLORS[(n - 1) % len(COLORS)], job,
                              info["state"] == "stopped",
-                             dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                             dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         while len(store) > MAX_MODELS:
             store.pop(next(iter(store)))
 

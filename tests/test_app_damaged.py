@@ -15,7 +15,7 @@ import pytest
 from core import SPECS
 
 pytest.importorskip("streamlit.testing.v1")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "dashboard" / "Home.py")

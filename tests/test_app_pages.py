@@ -27,7 +27,6 @@ RETRAIN = "python -m core.train"
 pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 

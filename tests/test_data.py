@@ -59,14 +59,14 @@ def test_env_var_is_used(tmp_path, monkeypatch):
 
 
 def test_missing_folder_says_how_to_point(tmp_path):
-    with pytest.raises(DataError, match="does not exist.*MNIST_DIR"):
+    with pytest.raises(DataError, match=r"does not exist.*MNIST_DIR"):
         load_mnist(tmp_path / "nope")
 
 
 def test_missing_file_is_named(tmp_path):
     make_folder(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.*missing"):
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.*missing"):
         load_mnist(tmp_path)
 
 
@@ -74,7 +74,7 @@ def test_missing_file_is_named(tmp_path):
 def test_truncated_file_is_named(tmp_path, gz):
     make_folder(tmp_path, gz=gz)
     write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((24, 28, 28)), gz=gz, cut=100)
-    with pytest.raises(DataError, match="train-images-idx3-ubyte.*truncated"):
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.*truncated"):
         load_mnist(tmp_path)
 
 
@@ -82,14 +82,14 @@ def test_cut_gzip_stream_is_named(tmp_path):
     make_folder(tmp_path)
     path = tmp_path / "train-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-20])
-    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz.*corrupt or truncated"):
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz.*corrupt or truncated"):
         load_mnist(tmp_path)
 
 
 def test_wrong_magic_is_named(tmp_path):
     make_folder(tmp_path)
     write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((12, 28, 28)), magic=0x801 << 8 | 3)
-    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.*magic"):
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.*magic"):
         load_mnist(tmp_path)
 
 
@@ -123,7 +123,7 @@ def test_real_mnist_matches_keras_shapes_and_checksum(mnist):
 def test_validation_split_is_fixed_and_disjoint(mnist):
     train, val, test = splits(mnist)
     assert (len(train), len(val), len(test)) == (60000 - VALIDATION_SIZE, VALIDATION_SIZE, 10000)
-    assert train.x.dtype == np.float32 and 0.0 <= train.x.min() and train.x.max() <= 1.0
+    assert train.x.dtype == np.float32 and train.x.min() >= 0.0 and train.x.max() <= 1.0
     np.testing.assert_array_equal(val.x[-1], mnist[0][0][-1] / np.float32(255))
     sub_train, sub_val, _ = splits(mnist, subset=1000, seed=3)
     assert len(sub_train) == 1000
@@ -202,7 +202,7 @@ def test_missing_committed_copy_falls_back_to_keras_cache(tmp_path, monkeypatch,
     assert load_mnist(download=False)[0][0].shape == (3, 28, 28)
     cache.unlink()
     assert find_mnist(download=False) is None
-    with pytest.raises(DataError, match="No MNIST data found.*data/mnist.*MNIST_DIR"):
+    with pytest.raises(DataError, match=r"No MNIST data found.*data/mnist.*MNIST_DIR"):
         load_mnist(download=False)
 
 

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import MODELS, load_model, load_models
-from core import artifacts
+from core import MODELS, artifacts, load_model, load_models
 from core.artifacts import ArtifactError
 from core.data import COMMITTED_DIR, FILES, DataError, load_mnist
 
@@ -167,9 +166,8 @@ def test_swap_cut_by_sigkill_is_restored_by_next_run(art):
     """SIGKILL between the renames leaves only artifacts.old-<pid>; the next run puts it back first."""
     files_before = snapshot(art)
     art.rename(art.parent / "artifacts.old-12345")
-    with pytest.raises(RuntimeError):
-        with artifacts.staging(art):
-            raise RuntimeError("the next run fails too")
+    with pytest.raises(RuntimeError), artifacts.staging(art):
+        raise RuntimeError("the next run fails too")
     assert snapshot(art) == files_before
     load_models(art)
 
@@ -262,7 +260,7 @@ def test_predict_cli_names_the_bad_artifact(art, rel, how, tmp_path, capsys):
     from core.predict import main
 
     image = tmp_path / "digit.png"
-    Image.fromarray((artifacts.read("sample", folder=art)["images"][0])).save(image)
+    Image.fromarray(artifacts.read("sample", folder=art)["images"][0]).save(image)
     damage(art / rel, how)
     code = main([str(image), "--artifacts", str(art)])
     out, err = capsys.readouterr()

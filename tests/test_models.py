@@ -96,7 +96,6 @@ def test_load_refuses_missing_and_corrupt_weights(model, tmp_path):
 
 
 def test_numpy_mlp_is_bit_identical_for_a_seed():
-    cls = model_class("numpy_mlp")
     runs = []
     for _ in range(2):
         m = make("numpy_mlp", seed=7, epochs=2)

@@ -47,7 +47,7 @@ def centre_of_mass(x):
 def test_small_off_centre_digit_comes_out_centred_and_20_pixels():
     x = to_mnist(draw(box=(8, 200, 48, 268), pen=5))  # 40x68 px in the bottom-left corner
     assert x.shape == (28, 28) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() == pytest.approx(1.0)
+    assert x.min() >= 0.0 and x.max() == pytest.approx(1.0)
     h, w = bbox(x)
     assert 19 <= max(h, w) <= 21 and h > w  # the longer side fills the 20-pixel box, aspect kept
     cy, cx = centre_of_mass(x)

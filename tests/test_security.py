@@ -116,7 +116,7 @@ def test_a_keras_file_with_code_in_it_is_refused(tiny_artifacts, tmp_path):
     marker = tmp_path / "ran"
     evil = keras.Sequential([
         keras.Input((28, 28)),
-        keras.layers.Lambda(lambda x, path: x * 0 + float(open(path, "w").close() is None),  # noqa: SIM115
+        keras.layers.Lambda(lambda x, path: x * 0 + float(open(path, "w").close() is None),
                             arguments={"path": str(marker)}),
         keras.layers.Flatten(),
         keras.layers.Dense(10, activation="softmax"),
@@ -133,8 +133,7 @@ def test_a_keras_file_with_code_in_it_is_refused(tiny_artifacts, tmp_path):
 
 def test_an_npz_with_a_pickled_object_is_refused(tiny_artifacts, tmp_path):
     """An .npz whose array is an object array (a pickle inside): refused, named, never unpickled."""
-    from core import ArtifactError, load_model
-    from core import artifacts
+    from core import ArtifactError, artifacts, load_model
 
     folder = tmp_path / "artifacts"
     shutil.copytree(tiny_artifacts, folder)

@@ -57,8 +57,9 @@ def class_means(_x, _y, key: str) -> np.ndarray:
 # --- a random draw --------------------------------------------------------------------------------
 st.header("Sample digits", divider="gray")
 with st.container(horizontal=True, vertical_alignment="bottom", gap="medium"):
-    pool_name = st.segmented_control("Draw from", list(pools), default=list(pools)[0], key="pool",
-                                     required=True) if len(pools) > 1 else list(pools)[0]
+    first = next(iter(pools))
+    pool_name = st.segmented_control("Draw from", list(pools), default=first, key="pool",
+                                     required=True) if len(pools) > 1 else first
     if st.button("New random draw", icon=":material/shuffle:"):
         st.session_state.draw_seed = int(np.random.default_rng().integers(1 << 31))
 seed = st.session_state.setdefault("draw_seed", 0)

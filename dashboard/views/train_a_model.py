@@ -7,8 +7,7 @@ it joins the committed three on the other pages until the session ends, and is n
 
 import streamlit as st
 
-from core import MODELS, SPECS, ArtifactError, model_class
-from core import jobs
+from core import MODELS, SPECS, ArtifactError, jobs, model_class
 from core.data import how_to_point
 from dashboard import cache, entries, session
 from dashboard.charts import CURVES, learning_curves

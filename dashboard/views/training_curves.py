@@ -54,13 +54,15 @@ fig.update_layout(title="Seconds per epoch", barmode="group", height=360, xaxis=
                   legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(t=50, b=10, l=10, r=10))
 st.plotly_chart(fig, width="stretch")
 summary = pd.DataFrame([
-    {"Model": e.title, "Epochs": len(df), "Total": df["seconds"].sum(), "Per epoch": df["seconds"].mean(),
+    {"Model": e.title, "Trained": (e.created or "")[:16].replace("T", " "), "Epochs": len(df),
+     "Total": df["seconds"].sum(), "Per epoch": df["seconds"].mean(),
      "Best validation accuracy": 100 * df["val_accuracy"].max(),
      "At epoch": int(df.loc[df["val_accuracy"].idxmax(), "epoch"])}
     for e in shown for df in [histories[e.key]]
 ])
 st.dataframe(summary, hide_index=True, width="stretch", column_config={
     "Model": st.column_config.TextColumn("Model", pinned=True),
+    "Trained": st.column_config.TextColumn("Trained (UTC)", help="When the training run finished"),
     "Total": st.column_config.NumberColumn("Total", format="%.1f s", help="Sum of epoch times (excludes evaluation)"),
     "Per epoch": st.column_config.NumberColumn("Per epoch", format="%.1f s"),
     "Best validation accuracy": st.column_config.NumberColumn("Best validation accuracy", format="%.2f%%"),
