@@ -225,9 +225,11 @@ def read_json(p: Path):
         raise ArtifactError(f"{p} is corrupt ({e}).") from e
 
 
-def _read_npz(p: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+def read_npz(p: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an ``.npz`` file, never unpickling; ArtifactError naming the file if unusable."""
     try:
-        with np.load(p, allow_pickle=False) as f:
+        # Our own handle: np.load leaves the file open when a damaged archive makes it raise.
+        with open(p, "rb") as handle, np.load(handle, allow_pickle=False) as f:
             return {k: f[k] for k in keys}
     except FileNotFoundError:
         raise ArtifactError(f"{p} is missing.") from None
@@ -242,7 +244,7 @@ def read(kind: str, name: str | None = None, folder=None):
     p = path(kind, name, folder)
     fix = retrain_command(name)
     try:
-        data = _read_npz(p, f.keys) if f.keys else read_json(p)
+        data = read_npz(p, f.keys) if f.keys else read_json(p)
     except ArtifactError as e:
         raise ArtifactError(f"{e} Recreate it with: {fix}") from None
     try:

@@ -86,6 +86,27 @@ def fresh_caches():
 
 
 @pytest.fixture
+def own_artifacts(tiny_artifacts, tmp_path, monkeypatch):
+    """A private copy of the tiny artifacts as the app's artifacts folder, to delete or damage files in."""
+    import shutil
+
+    folder = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    monkeypatch.setenv("MNIST_ARTIFACTS", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def noise_images():
+    """Five random 28x28 float32 images with an empty band at the top, as real digits have background."""
+    import numpy as np
+
+    x = np.random.default_rng(3).random((5, 28, 28), dtype=np.float32)
+    x[:, :4] = 0
+    return x
+
+
+@pytest.fixture
 def artifacts(tiny_artifacts, monkeypatch):
     """The shared tiny artifacts, read-only, as the app's artifacts folder."""
     monkeypatch.setenv("MNIST_ARTIFACTS", str(tiny_artifacts))

@@ -6,7 +6,6 @@ the other pages keep working."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,8 @@ pytestmark = pytest.mark.usefixtures("fresh_caches")
 
 
 @pytest.fixture
-def art(tiny_artifacts, tmp_path, monkeypatch):
-    folder = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, folder)
-    monkeypatch.setenv("MNIST_ARTIFACTS", str(folder))
-    return folder
+def art(own_artifacts):
+    return own_artifacts
 
 
 def run(page: str | None) -> AppTest:

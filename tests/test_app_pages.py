@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,15 +27,6 @@ pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fresh_caches")
-
-
-@pytest.fixture
-def own_artifacts(tiny_artifacts, tmp_path, monkeypatch):
-    """A private copy of the tiny artifacts, to delete or damage files in."""
-    folder = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, folder)
-    monkeypatch.setenv("MNIST_ARTIFACTS", str(folder))
-    return folder
 
 
 @pytest.fixture

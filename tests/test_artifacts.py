@@ -121,3 +121,19 @@ def test_every_file_in_the_table_round_trips(tiny_artifacts, tmp_path):
                 np.testing.assert_array_equal(again[k], content[k])
         else:
             assert again == content
+
+
+def test_a_damaged_npz_is_refused_and_closed(art):
+    """Refusing a damaged archive leaves no file open (np.load alone would: a ResourceWarning at collection)."""
+    import gc
+    import warnings
+
+    path = art / "lenet" / "predictions.npz"
+    path.write_bytes(b"PK\x03\x04" + bytes(200))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(3):
+            with pytest.raises(ArtifactError):
+                artifacts.read("predictions", "lenet", art)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -15,13 +15,12 @@ bit-identical weights.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.artifacts import ArtifactError
+from core.artifacts import ArtifactError, read_npz
 from core.models.base import Classifier, as_batch
 from core.settings import TrainSettings
 
@@ -156,14 +155,7 @@ class NumpyMLP(Classifier):
 
     def _load_weights(self, folder: Path):
         path = folder / "weights.npz"
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                loaded = {k: f[k].astype(np.float32) for k in PARAMS}
-        except FileNotFoundError:
-            raise ArtifactError(f"{path} is missing.") from None
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # zip damage, bad arrays, a missing key
-            why = "it holds Python objects, which are never loaded" if "pickle" in str(e) else e  # not NumPy's advice
-            raise ArtifactError(f"{path} is corrupt ({why}).") from e
+        loaded = {k: v.astype(np.float32) for k, v in read_npz(path, PARAMS).items()}
         for k, v in loaded.items():
             if v.shape != self.params[k].shape:
                 raise ArtifactError(f"{path}: {k} has shape {v.shape}, settings say {self.params[k].shape}.")
