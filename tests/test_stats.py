@@ -3,8 +3,12 @@ hand-worked values."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from core import stats
@@ -51,3 +55,282 @@ def test_wilson_ends_are_exact_and_symmetric(n):
 def test_wilson_refuses_impossible_counts(k, n):
     with pytest.raises(ValueError):
         stats.wilson(k, n)
+
+
+# --------------------------------------------------------------------------------------------- McNemar
+
+
+def slow_mcnemar_p(b: int, c: int) -> Fraction:
+    """min(1, 2 P(X <= min(b, c))), X ~ Binomial(b + c, 1/2), as an exact fraction."""
+    n = b + c
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return min(Fraction(1), Fraction(2 * tail, 2**n))
+
+
+def test_mcnemar_p_by_hand():
+    # 10 vs 2: P(X <= 2) for X ~ Bin(12, 1/2) is (1 + 12 + 66) / 4096; two-sided doubles it
+    assert stats.mcnemar_p(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096, rel=1e-14)
+    assert stats.mcnemar_p(2, 10) == stats.mcnemar_p(10, 2)
+    assert stats.mcnemar_p(0, 5) == pytest.approx(2 / 32, rel=1e-14)
+    assert stats.mcnemar_p(0, 6) == pytest.approx(2 / 64, rel=1e-14)
+    assert stats.mcnemar_p(0, 0) == 1.0  # no disagreement: no evidence
+    assert stats.mcnemar_p(0, 1) == 1.0
+    assert stats.mcnemar_p(7, 7) == 1.0
+
+
+def test_mcnemar_p_matches_exact_fractions_for_small_counts():
+    for b in range(31):
+        for c in range(31):
+            assert stats.mcnemar_p(b, c) == pytest.approx(float(slow_mcnemar_p(b, c)), rel=1e-12, abs=0), (b, c)
+
+
+@pytest.mark.parametrize(("b", "c"), [(90, 130), (400, 520), (1_000, 1_100), (25, 3_000), (1_490, 1_510)])
+def test_mcnemar_p_matches_exact_fractions_for_medium_counts(b, c):
+    assert stats.mcnemar_p(b, c) == pytest.approx(float(slow_mcnemar_p(b, c)), rel=1e-12, abs=0)
+
+
+def test_mcnemar_p_neither_overflows_nor_underflows_for_100_000_disagreements():
+    b, c = 49_000, 51_000  # z = 6.3: p about 3e-10, from terms like C(100000, 49000) / 2^100000
+    n, term, tail = b + c, 1, 1
+    for i in range(b):  # exact integers; C(n, i + 1) from C(n, i)
+        term = term * (n - i) // (i + 1)
+        tail += term
+    assert stats.mcnemar_p(b, c) == pytest.approx(float(Fraction(2 * tail, 2**n)), rel=1e-12, abs=0)
+    assert stats.mcnemar_p(0, 1_000) == 2.0**-999  # exactly 2 / 2^1000, far below 2^-53
+    assert stats.mcnemar_p(50_000, 50_000) == 1.0
+    assert stats.mcnemar_p(49_900, 50_100) == pytest.approx(math.erfc(99.5 / math.sqrt(2 * 25_000)), rel=0.01)  # normal approx.
+
+
+def test_mcnemar_p_refuses_negative_counts():
+    with pytest.raises(ValueError):
+        stats.mcnemar_p(-1, 3)
+
+
+def test_mcnemar_counts_disagreements_like_a_loop():
+    rng = np.random.default_rng(1)
+    a, b = rng.random(500) < 0.9, rng.random(500) < 0.85
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    test = stats.mcnemar(a, b)
+    assert (test.only_a, test.only_b) == (only_a, only_b)
+    assert test.p == stats.mcnemar_p(only_a, only_b)
+    assert stats.mcnemar(list(a), list(b)) == test  # plain lists too
+
+
+def test_mcnemar_of_identical_results_is_p_1():
+    same = np.array([True, False, True])
+    assert stats.mcnemar(same, same) == stats.McNemar(0, 0, 1.0)
+
+
+def test_mcnemar_refuses_unpaired_lengths():
+    with pytest.raises(ValueError):
+        stats.mcnemar(np.ones(10, bool), np.ones(9, bool))
+
+
+# ---------------------------------------------------------------------------------------------- seeds
+
+
+def test_mean_sd_against_statistics():
+    values = [0.981, 0.9843, 0.979, 0.9862, 0.9855]
+    assert stats.mean_sd(values) == pytest.approx((statistics.mean(values), statistics.stdev(values)), rel=1e-12)
+    assert stats.mean_sd([1, 2, 3, 4]) == pytest.approx((2.5, math.sqrt(5 / 3)))
+    assert stats.mean_sd(np.array([0.98])) == (0.98, 0.0)
+    with pytest.raises(ValueError):
+        stats.mean_sd([])
+
+
+def slow_compare(a: list[float], b: list[float]) -> tuple[Fraction, Fraction]:
+    """(share of seed pairs with A ahead, ties half; exact permutation p), in exact fractions."""
+    ahead = sum(Fraction(1) if x > y else Fraction(1, 2) if x == y else Fraction(0) for x in a for y in b)
+    pooled = [Fraction(v) for v in a + b]
+    gap = lambda group_a, group_b: abs(sum(group_a) / len(group_a) - sum(group_b) / len(group_b))
+    observed = gap(pooled[: len(a)], pooled[len(a):])
+    as_large = total = 0
+    for pick in itertools.combinations(range(len(pooled)), len(a)):
+        group_a = [pooled[i] for i in pick]
+        group_b = [pooled[i] for i in range(len(pooled)) if i not in pick]
+        as_large += gap(group_a, group_b) >= observed
+        total += 1
+    return ahead / (len(a) * len(b)), Fraction(as_large, total)
+
+
+def test_compare_seeds_by_hand():
+    # A's two seeds beat both of B's. Of the 6 ways to split {.99, .98, .97, .96} in two pairs, only
+    # the observed split and its mirror image have a gap of means as large as 0.02: p = 2/6.
+    got = stats.compare_seeds([0.99, 0.98], [0.97, 0.96])
+    assert got.share_a_ahead == 1.0
+    assert got.p == pytest.approx(1 / 3)
+    assert (got.mean_a, got.mean_b, got.n_a, got.n_b) == (pytest.approx(0.985), pytest.approx(0.965), 2, 2)
+    # ties count half: 1 vs 2, 1 vs 3, 2 vs 2 (half), 2 vs 3 -> 0.5 / 4
+    assert stats.compare_seeds([1, 2], [2, 3]).share_a_ahead == 0.125
+    assert stats.compare_seeds([0.98], [0.97]).p == 1.0  # one seed each: 2 relabelings, both as large
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compare_seeds_matches_exact_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    n_a, n_b = int(rng.integers(1, 6)), int(rng.integers(2, 6))
+    # accuracies as counts out of 10,000 test digits, as in the app, so that ties happen
+    a = list(rng.integers(9_780, 9_800, n_a) / 10_000)
+    b = list(rng.integers(9_775, 9_795, n_b) / 10_000)
+    share, p = slow_compare(a, b)
+    got = stats.compare_seeds(a, b)
+    assert got.share_a_ahead == pytest.approx(float(share), abs=1e-15)
+    assert got.p == pytest.approx(float(p), abs=1e-15)
+    assert (got.mean_a, got.mean_b) == (pytest.approx(statistics.mean(a)), pytest.approx(statistics.mean(b)))
+
+
+def test_compare_seeds_exact_up_to_the_limit():
+    # C(18, 9) = 48,620 relabelings: still exact. A's 9 seeds are all ahead: p = 2 / 48,620.
+    got = stats.compare_seeds(np.linspace(0.99, 0.991, 9), np.linspace(0.98, 0.981, 9))
+    assert got.p == pytest.approx(2 / math.comb(18, 9))
+    assert got.share_a_ahead == 1.0
+
+
+def test_compare_seeds_falls_back_to_a_seeded_monte_carlo(monkeypatch):
+    # C(24, 12) = 2,704,156 > 200,000 relabelings: 20,000 random ones, the observed counted too
+    a, b = np.linspace(0.99, 0.991, 12), np.linspace(0.98, 0.981, 12)
+    assert stats.compare_seeds(a, b).p == pytest.approx(1 / 20_001)
+    assert stats.compare_seeds(a, a).p == 1.0
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(0.985, 0.002, 13), rng.normal(0.984, 0.002, 12)
+    first = stats.compare_seeds(a, b)
+    assert stats.compare_seeds(a, b) == first  # deterministic
+    assert 0.0 < first.p < 1.0
+    # against the exact p on a small case, made to take the Monte Carlo path: 4 standard errors
+    a, b = list(rng.normal(0.985, 0.002, 5)), list(rng.normal(0.984, 0.002, 6))
+    exact = stats.compare_seeds(a, b).p
+    assert exact == pytest.approx(float(slow_compare(a, b)[1]), abs=1e-15)
+    monkeypatch.setattr(stats, "EXACT_LIMIT", 0)
+    assert stats.compare_seeds(a, b).p == pytest.approx(exact, abs=4 * math.sqrt(0.25 / 20_000))
+
+
+@pytest.mark.parametrize(("a", "b"), [([], [0.9]), ([0.9], []), ([0.9, math.nan], [0.9])])
+def test_compare_seeds_refuses_empty_or_non_finite(a, b):
+    with pytest.raises(ValueError):
+        stats.compare_seeds(a, b)
+
+
+# -------------------------------------------------------------------------------------------- verdict
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.2, "p = 0.2"), (0.012345, "p = 0.012"), (0.05, "p = 0.05"), (1.0, "p = 1"), (0.001, "p = 0.001"),
+     (0.000999, "p < 0.001"), (0.0, "p < 0.001"), (0.2049, "p = 0.2"), (0.0456, "p = 0.046")],
+)
+def test_format_p(p, text):
+    assert stats.format_p(p) == text
+
+
+def seeds(mean_a: float, mean_b: float, share_a: float, p: float, n_a: int = 5, n_b: int = 5) -> stats.SeedComparison:
+    return stats.SeedComparison(mean_a, mean_b, share_a, p, n_a, n_b)
+
+
+BETTER = ("more accurate", "better", "stays ahead")
+
+
+def ranks_none(v: stats.Verdict) -> bool:
+    return v.winner is None and not any(word in v.text for word in BETTER)
+
+
+def test_verdict_significant_single_run():
+    v = stats.verdict("LeNet-5 CNN", "Keras network", stats.McNemar(120, 25, 1e-15))
+    assert v.winner == "a"
+    assert v.text == (
+        "LeNet-5 CNN is more accurate than Keras network: on the same test digits it gets 120 right that Keras network "
+        "gets wrong, and 25 the other way round; a difference this large would almost never happen by chance (p < 0.001).")
+
+
+def test_verdict_significant_single_run_for_b_names_b_first():
+    v = stats.verdict("NumPy network", "Keras network", stats.McNemar(1_040, 1_150, 0.02))
+    assert v.winner == "b"
+    assert v.text.startswith("Keras network is more accurate than NumPy network: on the same test digits it gets 1,150 right")
+    assert "and 1,040 the other way round" in v.text
+    assert "would rarely happen by chance (p = 0.02)" in v.text
+
+
+def test_verdict_within_noise():
+    v = stats.verdict("NumPy network", "Keras network", stats.McNemar(60, 75, 0.2))
+    assert ranks_none(v)
+    assert v.text.startswith("NumPy network and Keras network are within noise of each other (p = 0.2)")
+    assert "this ranking could flip with another seed" in v.text.lower()
+    assert "60" in v.text and "75" in v.text
+
+
+def test_verdict_identical_answers():
+    v = stats.verdict("A", "B", stats.McNemar(0, 0, 1.0))
+    assert ranks_none(v)
+    assert "exactly the same test digits right" in v.text
+
+
+def test_verdict_respects_alpha():
+    test = stats.McNemar(40, 20, 0.03)
+    assert stats.verdict("A", "B", test).winner == "a"
+    assert ranks_none(stats.verdict("A", "B", test, alpha=0.01))
+    for alpha in (0, 1, -0.5):
+        with pytest.raises(ValueError):
+            stats.verdict("A", "B", test, alpha=alpha)
+
+
+def test_verdict_seeds_agree():
+    v = stats.verdict("LeNet-5 CNN", "Keras network", stats.McNemar(120, 25, 1e-15), seeds(0.994, 0.985, 1.0, 0.008))
+    assert v.winner == "a"
+    assert v.text.startswith("LeNet-5 CNN is more accurate than Keras network")
+    assert "over 5 seeds each it stays ahead (in 100% of seed pairs, p = 0.008)" in v.text
+    v = stats.verdict("A", "B", stats.McNemar(10, 50, 1e-6), seeds(0.97, 0.98, 0.1, 0.02, n_a=3, n_b=4))
+    assert v.winner == "b"
+    assert "over 3 and 4 seeds it stays ahead (in 90% of seed pairs, p = 0.02)" in v.text
+
+
+def test_verdict_seeds_not_consistent():
+    v = stats.verdict("NumPy network", "Keras network", stats.McNemar(95, 60, 0.006), seeds(0.982, 0.981, 0.6, 0.3))
+    assert ranks_none(v)
+    assert v.text.startswith("The committed models differ (p = 0.006")
+    assert "over 5 seeds each the lead is not consistent (NumPy network ahead in 60% of seed pairs, p = 0.3)" in v.text
+    assert v.text.endswith("this ranking could flip with another seed.")
+
+
+def test_verdict_seeds_always_ahead_but_too_few():
+    # 3 seeds each: even A ahead in all 9 seed pairs gives only p = 2 / C(6, 3) = 0.1
+    v = stats.verdict("A", "B", stats.McNemar(95, 60, 0.006), seeds(0.985, 0.981, 1.0, 0.1, n_a=3, n_b=3))
+    assert ranks_none(v)
+    assert "over 3 seeds each A is ahead in every seed pair, but so few seeds cannot rule out chance (p = 0.1)" in v.text
+
+
+def test_verdict_seeds_point_the_other_way_but_not_significantly():
+    v = stats.verdict("A", "B", stats.McNemar(95, 60, 0.006), seeds(0.980, 0.981, 0.4, 0.5))
+    assert ranks_none(v)
+    assert "the lead is not consistent (A ahead in 40% of seed pairs, p = 0.5)" in v.text
+
+
+def test_verdict_seeds_significantly_the_other_way():
+    v = stats.verdict("A", "B", stats.McNemar(95, 60, 0.006), seeds(0.975, 0.985, 0.0, 0.004))
+    assert ranks_none(v)
+    assert "it is B that comes out ahead (in 100% of seed pairs, p = 0.004)" in v.text
+
+
+def test_verdict_seeds_with_equal_means_are_not_consistent():
+    v = stats.verdict("A", "B", stats.McNemar(95, 60, 0.006), seeds(0.98, 0.98, 0.5, 1.0))
+    assert ranks_none(v)
+    assert "not consistent" in v.text
+
+
+def test_verdict_ignores_fewer_than_two_seeds_per_model():
+    test = stats.McNemar(120, 25, 1e-15)
+    alone = stats.verdict("A", "B", test)
+    assert stats.verdict("A", "B", test, seeds(0.98, 0.99, 0.0, 1.0, n_a=1, n_b=5)) == alone
+    assert stats.verdict("A", "B", test, seeds(0.98, 0.99, 0.0, 1.0, n_a=5, n_b=1)) == alone
+    assert alone.winner == "a"
+
+
+def test_verdict_end_to_end():
+    rng = np.random.default_rng(3)
+    truth = rng.random(10_000)
+    a, b = truth < 0.995, truth < 0.985  # A right wherever B is, and on 1% more
+    test = stats.mcnemar(a, b)
+    assert test.only_b == 0 and test.p < 1e-20
+    v = stats.verdict("A", "B", test, stats.compare_seeds([0.995, 0.994, 0.996, 0.993], [0.985, 0.984, 0.986, 0.987]))
+    assert v.winner == "a"  # 4 seeds each, all of A's ahead: p = 2 / C(8, 4) = 0.029
+    v = stats.verdict("A", "B", test, stats.compare_seeds([0.995, 0.994, 0.996], [0.985, 0.984, 0.986]))
+    assert ranks_none(v)  # 3 seeds each can never reach p < 0.05
