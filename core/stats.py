@@ -205,3 +205,137 @@ def format_p(p: float) -> str:
     """"p < 0.001" below 0.001, else p to 2 significant digits ("p = 0.012")."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
+
+# ----------------------------------------------------------------------------------- per-class report
+
+
+def classification_report(labels, pred, classes: int = 10) -> dict:
+    """Precision, recall, F1 and support per class (0 where a ratio is 0/0), macro F1 and accuracy.
+
+    Precision asks "when the model says 7, how often is it a 7?", recall "of the 7s, how many does
+    it find?"; F1 is their harmonic mean.
+    """
+    y, p = np.asarray(labels, dtype=np.int64).ravel(), np.asarray(pred, dtype=np.int64).ravel()
+    if y.size == 0 or y.shape != p.shape:
+        raise ValueError(f"labels and predictions must be non-empty and the same length, not {y.size} and {p.size}")
+    if min(y.min(), p.min()) < 0 or max(y.max(), p.max()) >= classes:
+        raise ValueError(f"classes must be 0 to {classes - 1}")
+    cm = np.bincount(y * classes + p, minlength=classes * classes).reshape(classes, classes)
+    hits, support, predicted = np.diag(cm).astype(np.float64), cm.sum(1), cm.sum(0)
+    precision, recall = _ratio(hits, predicted), _ratio(hits, support)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64),
+            "macro_f1": float(f1.mean()), "accuracy": float(hits.sum() / y.size)}
+
+
+def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """top / bottom, with 0 where bottom is 0."""
+    bottom = np.asarray(bottom, dtype=np.float64)
+    return np.divide(top, bottom, out=np.zeros_like(bottom), where=bottom > 0)
+
+
+# ---------------------------------------------------------------------------------------- calibration
+
+TINY = float(np.finfo(np.float32).tiny)  # probabilities are clipped here before a log
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """A reliability diagram: how often the model is right when it says it is X% sure."""
+
+    edges: np.ndarray  # (bins + 1,) equal-width confidence bins on [0, 1]
+    count: np.ndarray  # (bins,) int
+    confidence: np.ndarray  # (bins,) mean top-class confidence in the bin (NaN where empty)
+    accuracy: np.ndarray  # (bins,) share correct in the bin (NaN where empty)
+    ece: float  # expected calibration error: sum over bins of count / n * |accuracy - confidence|
+    mean_conf_right: float  # mean top-class confidence on correct answers (NaN if none)
+    mean_conf_wrong: float  # the same on wrong answers (NaN if none)
+
+
+def reliability(probs, labels, bins: int = 15) -> Reliability:
+    """Bin the top-class confidence into equal-width bins (lo, hi] (the first also takes 0) and
+    compare each bin's mean confidence with its share of correct answers."""
+    probs, labels = _probs_labels(probs, labels)
+    if bins < 1:
+        raise ValueError(f"at least one bin, not {bins}")
+    conf, correct = probs.max(1), probs.argmax(1) == labels
+    edges = np.arange(bins + 1) / bins  # i / bins, so that an edge is the very float 0.6 is, not 0.6000000000000001
+    which = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confidence = np.bincount(which, conf, bins) / count
+        accuracy = np.bincount(which, correct, bins) / count
+    full = count > 0
+    ece = float(np.sum(count[full] / labels.size * np.abs(accuracy[full] - confidence[full])))
+    return Reliability(edges, count, confidence, accuracy, ece, _mean_or_nan(conf[correct]), _mean_or_nan(conf[~correct]))
+
+
+def ece(probs, labels, bins: int = 15) -> float:
+    """Expected calibration error: the gap between confidence and accuracy, averaged over the test set."""
+    return reliability(probs, labels, bins).ece
+
+
+def temper(probs, temperature: float) -> np.ndarray:
+    """Temperature scaling: softmax(log(p) / T) row by row, as float32 of the same shape.
+
+    T > 1 softens over-confident probabilities and T < 1 sharpens them; the order of the classes stays the same.
+    """
+    return _temper64(np.asarray(probs, dtype=np.float64), temperature).astype(np.float32)
+
+
+def nll(probs, labels) -> float:
+    """Mean negative log-likelihood of the true class (probabilities clipped at TINY)."""
+    probs, labels = _probs_labels(probs, labels)
+    return _nll64(probs, labels)
+
+
+def fit_temperature(probs, labels, lo: float = 0.05, hi: float = 20.0) -> float:
+    """The T in [lo, hi] that minimises nll(temper(probs, T), labels).
+
+    A golden-section search on log T to about 1e-4 relative: the NLL is convex in 1/T, so it has
+    one minimum, and the search is deterministic.
+    """
+    if not 0 < lo < hi or not math.isfinite(hi):
+        raise ValueError(f"need 0 < lo < hi, not {lo} and {hi}")
+    probs, labels = _probs_labels(probs, labels)
+    loss = lambda u: _nll64(_temper64(probs, math.exp(u)), labels)
+    golden = (math.sqrt(5) - 1) / 2
+    a, b = math.log(lo), math.log(hi)
+    c, d = b - golden * (b - a), a + golden * (b - a)
+    fc, fd = loss(c), loss(d)
+    while b - a > 1e-4:  # the answer is the midpoint, within 5e-5 of the minimum in log T
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - golden * (b - a)
+            fc = loss(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + golden * (b - a)
+            fd = loss(d)
+    return float(min(hi, max(lo, math.exp((a + b) / 2))))
+
+
+def _temper64(probs: np.ndarray, temperature: float) -> np.ndarray:
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"the temperature must be a positive number, not {temperature}")
+    z = np.log(np.maximum(probs, TINY)) / temperature
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _nll64(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.maximum(probs[np.arange(labels.size), labels], TINY))))
+
+
+def _probs_labels(probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    if probs.ndim != 2 or probs.shape[0] != labels.size or labels.size == 0:
+        raise ValueError(f"need probabilities (n, classes) and n labels, n > 0, not {probs.shape} and {labels.size}")
+    if labels.min() < 0 or labels.max() >= probs.shape[1]:
+        raise ValueError(f"labels must be 0 to {probs.shape[1] - 1}")
+    return probs, labels
+
+
+def _mean_or_nan(x: np.ndarray) -> float:
+    return float(x.mean()) if x.size else math.nan

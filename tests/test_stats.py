@@ -334,3 +334,245 @@ def test_verdict_end_to_end():
     assert v.winner == "a"  # 4 seeds each, all of A's ahead: p = 2 / C(8, 4) = 0.029
     v = stats.verdict("A", "B", test, stats.compare_seeds([0.995, 0.994, 0.996], [0.985, 0.984, 0.986]))
     assert ranks_none(v)  # 3 seeds each can never reach p < 0.05
+
+
+# ----------------------------------------------------------------------------------- per-class report
+
+
+def slow_report(labels, pred, classes: int) -> dict:
+    rows = {"precision": [], "recall": [], "f1": [], "support": []}
+    for c in range(classes):
+        tp = sum(1 for y, p in zip(labels, pred) if y == c and p == c)
+        said = sum(1 for p in pred if p == c)
+        support = sum(1 for y in labels if y == c)
+        precision = tp / said if said else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        for key, value in zip(rows, (precision, recall, f1, support)):
+            rows[key].append(value)
+    rows["macro_f1"] = sum(rows["f1"]) / classes
+    rows["accuracy"] = sum(1 for y, p in zip(labels, pred) if y == p) / len(labels)
+    return rows
+
+
+def test_classification_report_by_hand():
+    # true 0 0 0 1 1 2, said 0 0 1 1 2 2:
+    # 0: precision 2/2, recall 2/3, F1 0.8; 1: 1/2, 1/2, 0.5; 2: 1/2, 1/1, 2/3
+    r = stats.classification_report([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2], classes=3)
+    assert r["precision"] == pytest.approx([1, 0.5, 0.5])
+    assert r["recall"] == pytest.approx([2 / 3, 0.5, 1])
+    assert r["f1"] == pytest.approx([0.8, 0.5, 2 / 3])
+    assert list(r["support"]) == [3, 2, 1]
+    assert r["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+    assert r["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_classification_report_matches_loops_with_missing_classes():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 9, 400)  # digit 9 never occurs...
+    pred = np.where(rng.random(400) < 0.7, labels, rng.integers(0, 10, 400))
+    pred[pred == 3] = 4  # ...and 3 is never said
+    got, want = stats.classification_report(labels, pred), slow_report(list(labels), list(pred), 10)
+    for key in ("precision", "recall", "f1", "support"):
+        assert got[key].shape == (10,)
+        assert got[key] == pytest.approx(want[key], abs=1e-15), key
+    assert got["precision"].dtype == got["recall"].dtype == got["f1"].dtype == np.float64
+    assert got["support"].dtype.kind == "i"
+    assert got["precision"][3] == got["f1"][3] == 0.0 and got["recall"][9] == 0.0
+    assert got["macro_f1"] == pytest.approx(want["macro_f1"])
+    assert got["accuracy"] == pytest.approx(want["accuracy"])
+    assert isinstance(got["macro_f1"], float) and isinstance(got["accuracy"], float)
+
+
+@pytest.mark.parametrize(("labels", "pred"), [([], []), ([1, 2], [1]), ([10], [1]), ([-1], [1])])
+def test_classification_report_refuses_bad_input(labels, pred):
+    with pytest.raises(ValueError):
+        stats.classification_report(labels, pred)
+
+
+# ---------------------------------------------------------------------------------------- calibration
+
+
+def rows_with_confidence(conf, top, classes: int = 10) -> np.ndarray:
+    """One probability row per confidence: conf on class `top`, the rest spread evenly."""
+    conf = np.asarray(conf, dtype=np.float64)
+    probs = np.repeat(((1 - conf) / (classes - 1))[:, None], classes, axis=1)
+    probs[np.arange(conf.size), top] = conf
+    return probs
+
+
+def slow_reliability(probs, labels, edges):
+    bins = len(edges) - 1
+    count, confidence, accuracy = [0] * bins, [math.nan] * bins, [math.nan] * bins
+    members = [[] for _ in range(bins)]
+    for row, label in zip(probs, labels):
+        conf = max(row)
+        top = list(row).index(conf)
+        for j in range(bins):
+            if edges[j] < conf <= edges[j + 1] or (j == 0 and conf == 0):
+                members[j].append((float(conf), top == label))
+    for j, inside in enumerate(members):
+        count[j] = len(inside)
+        if inside:
+            confidence[j] = sum(c for c, _ in inside) / len(inside)
+            accuracy[j] = sum(ok for _, ok in inside) / len(inside)
+    ece = sum(count[j] / len(labels) * abs(accuracy[j] - confidence[j]) for j in range(bins) if count[j])
+    return count, confidence, accuracy, ece
+
+
+@pytest.mark.parametrize("bins", [1, 5, 15])
+def test_reliability_matches_loops(bins):
+    rng = np.random.default_rng(bins)
+    probs = rng.dirichlet(np.full(10, 0.3), 600).astype(np.float32)
+    probs[:40] = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 40)]  # confidence exactly 1
+    probs[40:60] = rows_with_confidence(rng.choice([0.2, 0.4, 0.6, 0.8], 20), 0)  # exactly on edges
+    labels = np.where(rng.random(600) < 0.8, probs.argmax(1), rng.integers(0, 10, 600))
+    r = stats.reliability(probs, labels, bins)
+    assert r.edges == pytest.approx(np.linspace(0, 1, bins + 1), abs=1e-15)
+    count, confidence, accuracy, ece = slow_reliability(probs, labels, r.edges)
+    assert list(r.count) == count and r.count.dtype.kind == "i"
+    assert r.confidence == pytest.approx(confidence, nan_ok=True)
+    assert r.accuracy == pytest.approx(accuracy, nan_ok=True)
+    assert r.ece == pytest.approx(ece)
+    assert stats.ece(probs, labels, bins) == r.ece
+    right = probs.argmax(1) == labels
+    assert r.mean_conf_right == pytest.approx(probs.max(1)[right].mean())
+    assert r.mean_conf_wrong == pytest.approx(probs.max(1)[~right].mean())
+
+
+def test_reliability_bins_are_open_below_and_closed_above():
+    r = stats.reliability(rows_with_confidence([0.2, 0.4, 0.6, 0.8, 1.0, 0.21], 0), [0] * 6, bins=5)
+    assert list(r.count) == [1, 2, 1, 1, 1]  # 0.2 | 0.4, 0.21 | 0.6 | 0.8 | 1.0
+    assert np.isnan(r.mean_conf_wrong)  # all right
+
+
+def test_ece_of_a_perfectly_calibrated_model_is_0():
+    # 10 answers at each confidence 0.2, 0.4, ..., 1.0, of which exactly that share is right
+    conf = np.repeat([0.2, 0.4, 0.6, 0.8, 1.0], 10)
+    right = np.concatenate([np.arange(10) < 10 * c for c in (0.2, 0.4, 0.6, 0.8, 1.0)])
+    labels = np.where(right, 0, 1)
+    r = stats.reliability(rows_with_confidence(conf, 0), labels, bins=5)
+    assert r.ece == pytest.approx(0, abs=1e-12)
+    assert r.accuracy == pytest.approx(r.confidence)
+    assert r.mean_conf_right == pytest.approx((2 * 0.2 + 4 * 0.4 + 6 * 0.6 + 8 * 0.8 + 10 * 1.0) / 30)
+
+
+def test_ece_of_an_over_confident_model_by_hand():
+    # always 99% sure, right 70% of the time: ECE = |0.70 - 0.99| = 0.29, all in the top bin
+    labels = np.where(np.arange(1000) < 700, 3, 5)
+    r = stats.reliability(rows_with_confidence(np.full(1000, 0.99), 3), labels)
+    assert r.ece == pytest.approx(0.29)
+    assert list(r.count) == [0] * 14 + [1000]
+    assert np.isnan(r.confidence[:14]).all() and np.isnan(r.accuracy[:14]).all()
+    assert (r.mean_conf_right, r.mean_conf_wrong) == (pytest.approx(0.99), pytest.approx(0.99))
+
+
+def test_reliability_refuses_bad_input():
+    with pytest.raises(ValueError):
+        stats.reliability(np.full((3, 10), 0.1), [0, 1])
+    with pytest.raises(ValueError):
+        stats.reliability(np.full((2, 10), 0.1), [0, 10])
+    with pytest.raises(ValueError):
+        stats.reliability(np.full((2, 10), 0.1), [0, 1], bins=0)
+
+
+def slow_temper(row, t: float) -> list[float]:
+    tiny = float(np.finfo(np.float32).tiny)
+    e = [math.exp(math.log(max(float(p), tiny)) / t) for p in row]
+    return [x / sum(e) for x in e]
+
+
+@pytest.mark.parametrize("t", [0.3, 1.0, 2.5, 10.0])
+def test_temper_matches_a_loop_keeps_argmax_and_sums_to_1(t):
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(10), 50).astype(np.float32)
+    got = stats.temper(probs, t)
+    assert got.dtype == np.float32 and got.shape == probs.shape
+    for row, out in zip(probs, got):
+        assert out == pytest.approx(slow_temper(row, t), rel=1e-5, abs=1e-30)
+    assert got.sum(1) == pytest.approx(np.ones(50), abs=1e-6)
+    assert (got.argmax(1) == probs.argmax(1)).all()
+    single = stats.temper(probs[0], t)
+    assert single.shape == (10,) and single == pytest.approx(got[0])
+
+
+def test_temper_1_is_the_input_and_temperatures_compose():
+    probs = np.random.default_rng(6).dirichlet(np.ones(10), 20).astype(np.float32)
+    assert stats.temper(probs, 1.0) == pytest.approx(probs, rel=1e-5)
+    assert stats.temper(stats.temper(probs, 2.0), 3.0) == pytest.approx(stats.temper(probs, 6.0), rel=1e-4)
+
+
+def test_temper_is_safe_with_zeros():
+    one_hot = np.eye(10, dtype=np.float32)[[3, 7]]
+    with np.errstate(all="raise"):
+        soft = stats.temper(one_hot, 3.0)
+    assert np.isfinite(soft).all() and soft.argmax(1).tolist() == [3, 7]
+    assert soft.sum(1) == pytest.approx([1, 1])
+
+
+@pytest.mark.parametrize("t", [0.0, -1.0, math.nan, math.inf])
+def test_temper_refuses_a_bad_temperature(t):
+    with pytest.raises(ValueError):
+        stats.temper(np.full(10, 0.1), t)
+
+
+def test_nll_matches_a_loop():
+    rng = np.random.default_rng(8)
+    probs = rng.dirichlet(np.ones(10), 100).astype(np.float32)
+    probs[0] = np.eye(10)[1]
+    labels = rng.integers(0, 10, 100)
+    labels[0] = 0  # a zero probability for the true class: clipped, not infinite
+    tiny = float(np.finfo(np.float32).tiny)
+    want = -sum(math.log(max(float(row[y]), tiny)) for row, y in zip(probs, labels)) / 100
+    assert stats.nll(probs, labels) == pytest.approx(want)
+    assert stats.nll([[0.5, 0.5]], [1]) == pytest.approx(math.log(2))
+
+
+def calibrated(n: int = 20_000, seed: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities softmax(logits) and labels drawn from them: calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2.5, (n, 10))
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    labels = (rng.random((n, 1)) > probs.cumsum(1)).sum(1)
+    return probs.astype(np.float32), np.minimum(labels, 9)
+
+
+def test_fit_temperature_softens_an_over_confident_model():
+    probs, labels = calibrated()
+    sharp = stats.temper(probs, 0.3)  # over-confident: the right fix is T = 1 / 0.3
+    t = stats.fit_temperature(sharp, labels)
+    assert t > 1
+    assert t == pytest.approx(1 / 0.3, rel=0.1)
+    assert stats.nll(stats.temper(sharp, t), labels) < stats.nll(sharp, labels)
+    assert stats.ece(stats.temper(sharp, t), labels) < stats.ece(sharp, labels)
+    assert stats.fit_temperature(sharp, labels) == t  # deterministic
+
+
+@pytest.mark.parametrize("t0", [0.5, 1.0, 1.7, 4.0])
+def test_fit_temperature_recovers_a_known_temperature(t0):
+    probs, labels = calibrated(seed=int(10 * t0))
+    t = stats.fit_temperature(stats.temper(probs, 1 / t0), labels)
+    assert t == pytest.approx(t0, rel=0.1)
+
+
+def test_fit_temperature_finds_the_minimum():
+    probs, labels = calibrated(5_000)
+    sharp = stats.temper(probs, 0.5)
+    t = stats.fit_temperature(sharp, labels)
+    best = stats.nll(stats.temper(sharp, t), labels)
+    for nearby in (t * 0.99, t * 1.01):
+        assert best <= stats.nll(stats.temper(sharp, nearby), labels)
+
+
+def test_fit_temperature_stays_within_bounds():
+    probs, labels = calibrated(2_000)
+    guessing = np.random.default_rng(0).integers(0, 10, 2_000)  # labels unrelated to the sharp probabilities
+    assert stats.fit_temperature(stats.temper(probs, 0.2), guessing, hi=20.0) == pytest.approx(20.0, rel=1e-3)
+    always_right = probs.argmax(1)  # sharper is always better: the lower bound
+    assert stats.fit_temperature(probs, always_right, lo=0.05) == pytest.approx(0.05, rel=1e-3)
+    assert 0.5 <= stats.fit_temperature(probs, labels, lo=0.5, hi=2.0) <= 2.0
+    with pytest.raises(ValueError):
+        stats.fit_temperature(probs, labels, lo=2.0, hi=1.0)
+    with pytest.raises(ValueError):
+        stats.fit_temperature(probs, labels, lo=0.0)
