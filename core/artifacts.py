@@ -10,6 +10,8 @@ written and checked, staged writes, and loading the trained models.
       <model>/metrics.json       test accuracy, per-class accuracy, confusion matrix, parameters, timings
       <model>/predictions.npz    test-set probabilities (float16) and predicted digits
       <model>/misclassified.npz  every test digit the model got wrong: index, image, label, prediction, probabilities
+      <model>/seeds.npz          one row per training seed (same settings): test predictions, accuracy, per-class
+                                 accuracy, confusion, training time; the committed model is the settings' seed
 
 ``read(kind, name)`` returns a file's content only after checking its values, not just its
 shape: a number where a number belongs, finite and in range, figures that agree with each
@@ -109,12 +111,26 @@ def check_metrics(m, name: str | None = None) -> None:
     _number(m, "test_loss", 0)
     _number(m, "params", 1, integer=True)
     _number(m, "inference_ms_per_image", 0)
+    _number(m, "single_image_ms", 0, optional=True)  # optional: absent before the seeds/calibration release
+    _number(m, "multiply_adds", 1, integer=True, optional=True)
     _number(m, "train_seconds", 0)
     _number(m, "epochs", 1, integer=True, optional=True)
     _number(m, "train_size", 1, integer=True, optional=True)
     cm = _array(m.get("confusion"), (10, 10), "f", 0, n, "'confusion'")
     _need(bool((cm == np.round(cm)).all()) and int(cm.sum()) == n, f"'confusion' does not count the {n:,} test digits")
     _array(m.get("per_class_accuracy"), (10,), "f", 0, 1, "'per_class_accuracy'")
+    cal = m.get("calibration")
+    if cal is not None:
+        _need(isinstance(cal, dict), "'calibration' is not an object")
+        try:
+            _number(cal, "temperature", 0.01, 100)
+            _number(cal, "val_size", 1, integer=True)
+            for key in ("val_nll_before", "val_nll_after"):
+                _number(cal, key, 0)
+            for key in ("val_ece_before", "val_ece_after", "test_ece_before", "test_ece_after"):
+                _number(cal, key, 0, 1)
+        except ValueError as e:
+            raise ValueError(f"'calibration': {e}") from None
     _need(int(n - np.trace(cm)) == errors, f"'errors' is {errors} but the confusion matrix has {int(n - np.trace(cm))}")
     _need(abs(acc - np.trace(cm) / n) < 1e-6, f"'test_accuracy' is {acc} but the confusion matrix gives "
                                               f"{np.trace(cm) / n}")
@@ -178,6 +194,32 @@ def check_misclassified(w, name: str | None = None) -> None:
     _need(bool((np.asarray(w["label"]) != np.asarray(w["pred"])).all()), "it lists digits the model got right")
 
 
+def check_seeds(s, name: str | None = None) -> None:
+    """Every per-seed figure must follow from that seed's predictions: nothing can disagree silently."""
+    _need(s["model"].ndim == 0 and (name is None or str(s["model"]) == name),
+          f"it is {str(s['model'])!r}'s file, in {name!r}'s folder: the folders were swapped or copied")
+    seeds = _array(s["seed"], (None,), "i", 0, np.inf, "'seed'")
+    k = len(seeds)
+    _need(k >= 1 and len(set(seeds.tolist())) == k, "'seed' must list each seed once")
+    label = _array(s["label"], (None,), "i", 0, 9, "'label'")
+    pred = _array(s["pred"], (k, len(label)), "i", 0, 9, "'pred'")
+    acc = _array(s["accuracy"], (k,), "f", 0, 1, "'accuracy'")
+    _array(s["train_seconds"], (k,), "f", 0, np.inf, "'train_seconds'")
+    _array(s["epochs"], (k,), "i", 1, np.inf, "'epochs'")
+    cm = _array(s["confusion"], (k, 10, 10), "i", 0, len(label), "'confusion'")
+    per_class = _array(s["per_class_accuracy"], (k, 10), "f", 0, 1, "'per_class_accuracy'")
+    for i in range(k):
+        right = pred[i] == label
+        _need(abs(float(acc[i]) - float(right.mean())) < 1e-6, f"seed {seeds[i]}: 'accuracy' does not match its predictions")
+        counts = np.zeros((10, 10), np.int64)
+        np.add.at(counts, (label, pred[i]), 1)
+        _need(bool((counts == cm[i]).all()), f"seed {seeds[i]}: 'confusion' does not match its predictions")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = np.nan_to_num(np.diag(counts) / counts.sum(1))
+        _need(bool(np.allclose(per_class[i], expected, atol=1e-6)), f"seed {seeds[i]}: 'per_class_accuracy' does not "
+                                                                     "match its predictions")
+
+
 def check_sample(s, name: str | None = None) -> None:
     n = len(_array(s["labels"], (None,), "i", 0, 9, "'labels'"))
     _array(s["images"], (n, 28, 28), "u", what="'images'")
@@ -206,6 +248,8 @@ FILES = {  # what each holds: see the module docstring
     "predictions": ArtifactFile("predictions.npz", True, ("probs", "pred", "label"), check_predictions),
     "misclassified": ArtifactFile("misclassified.npz", True, ("index", "image", "label", "pred", "probs"),
                                   check_misclassified),
+    "seeds": ArtifactFile("seeds.npz", True, ("model", "seed", "accuracy", "per_class_accuracy", "confusion",
+                                              "train_seconds", "epochs", "pred", "label"), check_seeds),
 }
 MANIFEST, SAMPLE = FILES["manifest"].filename, FILES["sample"].filename
 

@@ -10,6 +10,7 @@ the stroke change are ``core.pixels``'s, the ones the rest of the project uses.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from core.pixels import affine, morph
 
+THREADS = int(os.environ.get("MNIST_TRAIN_THREADS", "2"))  # 1 in each of a multi-seed run's parallel workers
 CHUNK = 256  # images per piece of work: its ~0.8 MB temporaries stay in cache and are reused by the allocator
 # (at 2048 they were mapped and unmapped afresh every time, and page faults doubled the cost)
 
@@ -59,7 +61,7 @@ def _apply(x: np.ndarray, m: np.ndarray, stroke: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, a: Augment = Augment(), threads: int = 2) -> np.ndarray:
+def augment(x: np.ndarray, rng: np.random.Generator, a: Augment = Augment(), threads: int = THREADS) -> np.ndarray:
     """One random distortion per image; deterministic for a given generator state.
 
     Works in chunks of ``CHUNK`` images on ``threads`` threads (NumPy releases the GIL in

@@ -12,6 +12,7 @@ import numpy as np
 
 from core.data import Split
 from core.metrics import accuracy, confusion, cross_entropy, per_class_accuracy
+from core.stats import ece, temper
 
 
 @dataclass
@@ -21,10 +22,27 @@ class Evaluation:
     misclassified: dict  # as misclassified.npz
 
 
-def evaluate(model, test: Split, **extra) -> Evaluation:
+SINGLE_CALLS = 50  # one-image predictions timed for the median: what a Draw answer costs
+
+
+def single_image_ms(model, x: np.ndarray) -> float:
+    """Median milliseconds for one image through ``predict_proba``, after one warm-up call."""
+    model.predict_proba(x[:1])
+    times = []
+    for i in range(SINGLE_CALLS):
+        start = time.perf_counter()
+        model.predict_proba(x[i % len(x)][None])
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Evaluation:
     """Test-set metrics, predictions and misclassified examples for one trained model.
 
-    ``extra`` (training time, epochs, training-set size...) is added to the metrics.
+    ``calibration`` is what ``model.calibrate(val)`` returned, if it was called; the test
+    set's calibration error before and after is added to it here. ``extra`` (training time,
+    epochs, training-set size...) is added to the metrics. Probabilities are saved raw,
+    so the calibration can be recomputed from them and the temperature.
     """
     start = time.perf_counter()
     probs = model.predict_proba(test.x)
@@ -41,9 +59,15 @@ def evaluate(model, test: Split, **extra) -> Evaluation:
         "per_class_accuracy": per_class_accuracy(cm).tolist(),
         "confusion": cm.tolist(),
         "params": model.num_params(),
+        "multiply_adds": model.multiply_adds(),
         "inference_ms_per_image": 1000 * batch_seconds / len(test),
+        "single_image_ms": single_image_ms(model, test.x),
         **extra,
     }
+    if calibration is not None and model.temperature is not None:
+        metrics["calibration"] = calibration | {
+            "test_ece_before": ece(probs, test.y), "test_ece_after": ece(temper(probs, model.temperature), test.y),
+        }
     predictions = {"probs": probs.astype(np.float16), "pred": pred, "label": test.y.astype(np.uint8)}
     misclassified = {
         "index": wrong.astype(np.int32),

@@ -217,8 +217,9 @@ class TrainingJob:
             model = self._model
             model.fit(train, val, on_epoch=self._on_epoch, on_batch=self._on_batch)
             stopped = self._stop.is_set()
-            self._set(state="evaluating", message="Testing on the 10,000 test digits…")
-            result = evaluate(model, test, train_seconds=time.time() - self._started, epochs=len(model.history),
+            self._set(state="evaluating", message="Calibrating, then testing on the 10,000 test digits…")
+            calibration = model.calibrate(val)
+            result = evaluate(model, test, calibration, train_seconds=time.time() - self._started, epochs=len(model.history),
                               train_size=len(train))
             metrics = result.metrics
             self.model, self.metrics = model, metrics

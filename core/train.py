@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,11 +28,12 @@ import numpy as np
 from core import artifacts
 from core.augment import Augment
 from core.data import DataError, checksum, load_mnist, splits
-from core.evaluate import evaluate
+from core.evaluate import evaluate, single_image_ms
 from core.models import MODELS, model_class
 from core.settings import with_training
 
 SAMPLE_PER_CLASS = 50
+ROOT = Path(__file__).resolve().parent.parent  # where ``python -m core.train`` runs for a worker
 
 
 def write_sample(folder: Path, data, seed: int) -> None:
@@ -64,17 +69,21 @@ def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentati
 
 
 def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print,
-          augmentation: Augment | None = None) -> dict:
-    """Train ``names`` and write their artifacts to ``out``; returns {name: metrics}.
+          augmentation: Augment | None = None, seeds: int = 1, jobs: int | None = None) -> dict:
+    """Train ``names`` and write their artifacts to ``out``; returns {name: metrics of the committed model}.
 
     ``epochs`` and ``augment`` (on or off) override each model's settings when given;
     ``augmentation`` says how strong it is (None: ``core.augment.Augment``'s defaults).
+    With ``seeds`` > 1 every model is trained once per seed ``seed``, ``seed + 1``, ... with
+    the same settings otherwise, in ``jobs`` worker processes; the model trained with ``seed``
+    is the one kept, and every seed's test figures go to ``<model>/seeds.npz``.
     """
+    if seeds < 1:
+        raise ValueError("seeds must be at least 1")
     out = artifacts.check_out(artifacts.artifacts_dir(out))  # refuse a wrong --out before an hour of work
     data = load_mnist(data_dir)
-    train_split, val, test = splits(data, subset=subset, seed=seed)
-    log(f"data: {len(train_split)} training, {len(val)} validation, {len(test)} test images")
-    results = {}
+    choices = {"epochs": epochs, "subset": subset, "data_dir": data_dir, "augment": augment,
+               "augmentation": augmentation}
     with artifacts.staging(out) as stage:
         manifest = {}
         if (stage / artifacts.MANIFEST).exists():
@@ -82,33 +91,19 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
                 manifest = artifacts.read("manifest", folder=stage)
             except artifacts.ArtifactError:
                 manifest = {}  # unreadable or older: rewritten below
-        for name in names:
-            model = model_class(name)(settings_for(name, epochs, seed, augment, augmentation))
-            log(f"\n{name}: {model.num_params():,} parameters, {model.settings}")
-            start = time.perf_counter()
-
-            def progress(r):
-                log(
-                    f"  epoch {r['epoch']:>2}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}  "
-                    f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  {r['seconds']:.1f}s",
-                )
-
-            model.fit(train_split, val, on_epoch=progress)
-            train_seconds = time.perf_counter() - start
-            result = evaluate(model, test, train_seconds=train_seconds, epochs=len(model.history),
-                              train_size=len(train_split))
-            folder = stage / name
-            if folder.exists():
-                shutil.rmtree(folder)  # no stale files from another model format
-            model.save(folder)
-            for kind in ("metrics", "predictions", "misclassified"):
-                artifacts.write(kind, getattr(result, kind), stage, name)
-            m = result.metrics
-            log(f"  test accuracy {m['test_accuracy']:.4f} ({m['errors']} errors), trained in {train_seconds:.0f}s")
-            results[name] = m
+        if seeds == 1 and (jobs or 1) == 1:
+            runs = {name: [_train_one(name, seed, data, stage / name, log=log, **choices)] for name in names}
+        else:
+            runs = _train_seeds(names, list(range(seed, seed + seeds)), jobs or default_jobs(), stage, log, choices)
+            _retime(names, stage, splits(data, subset=subset, seed=seed)[2], log)
+        results = {}
+        for name, rows in runs.items():
+            artifacts.write("seeds", seed_table(name, rows), stage, name)
+            results[name] = artifacts.read("metrics", name, stage)
             manifest.setdefault("models", {})[name] = {
                 "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "subset": subset, "epochs": len(model.history), "seed": seed,
+                "subset": subset, "epochs": results[name].get("epochs") or 1, "seed": seed,
+                "seeds": [int(r["seed"]) for r in rows],
             }
         write_sample(stage, data, seed)
         manifest |= {
@@ -121,6 +116,153 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
         artifacts.write("manifest", manifest, stage)
     log(f"\nartifacts written to {out}")
     return results
+
+
+def _train_one(name, seed, data, folder: Path, epochs=None, subset=None, data_dir=None, augment=None,
+               augmentation=None, log=print) -> dict:
+    """Train, calibrate, test and save one model in this process; returns its row of the seeds table."""
+    train_split, val, test = splits(data, subset=subset, seed=seed)
+    model = model_class(name)(settings_for(name, epochs, seed, augment, augmentation))
+    log(f"\n{name}, seed {seed}: {model.num_params():,} parameters, {len(train_split):,} training images, "
+        f"{model.settings}")
+    start = time.perf_counter()
+
+    def progress(r):
+        log(f"  epoch {r['epoch']:>2}  loss {r['loss']:.4f}  acc {r['accuracy']:.4f}  "
+            f"val_loss {r['val_loss']:.4f}  val_acc {r['val_accuracy']:.4f}  {r['seconds']:.1f}s")
+
+    model.fit(train_split, val, on_epoch=progress)
+    train_seconds = time.perf_counter() - start
+    calibration = model.calibrate(val)  # on validation digits: the test set only ever scores
+    result = evaluate(model, test, calibration, train_seconds=train_seconds, epochs=len(model.history),
+                      train_size=len(train_split))
+    if folder.exists():
+        shutil.rmtree(folder)  # no stale files from another model format
+    model.save(folder)
+    for kind in ("metrics", "predictions", "misclassified"):
+        artifacts.write(kind, getattr(result, kind), folder.parent, name)
+    m = result.metrics
+    log(f"  test accuracy {m['test_accuracy']:.4f} ({m['errors']} errors), trained in {train_seconds:.0f}s; "
+        f"temperature {model.temperature:.2f}: validation ECE {calibration['val_ece_before']:.4f} -> "
+        f"{calibration['val_ece_after']:.4f}")
+    return seed_row(seed, m, result.predictions)
+
+
+def _retime(names, stage: Path, test, log) -> None:
+    """Time the kept models again here, with every core and nothing else running: a worker's
+    timings were taken on one thread while other runs shared the machine."""
+    for name in names:
+        model = artifacts.load_model(name, stage)
+        start = time.perf_counter()
+        model.predict_proba(test.x)
+        m = artifacts.read("metrics", name, stage)
+        m["inference_ms_per_image"] = 1000 * (time.perf_counter() - start) / len(test)
+        m["single_image_ms"] = single_image_ms(model, test.x)
+        artifacts.write("metrics", m, stage, name)
+        log(f"{name}: {m['single_image_ms']:.2f} ms for one image, {m['inference_ms_per_image']:.4f} ms per image "
+            "in batches")
+
+
+def seed_row(seed: int, metrics: dict, predictions: dict) -> dict:
+    """One seed's line in ``seeds.npz``: its test figures and its predictions."""
+    return {"seed": seed, "accuracy": metrics["test_accuracy"], "per_class_accuracy": metrics["per_class_accuracy"],
+            "confusion": metrics["confusion"], "train_seconds": metrics["train_seconds"],
+            "epochs": metrics.get("epochs") or 1, "pred": predictions["pred"], "label": predictions["label"]}
+
+
+def seed_table(name: str, rows: list[dict]) -> dict:
+    """The arrays of ``seeds.npz`` from one row per seed (see ``core.artifacts``)."""
+    return {
+        "model": np.array(name), "seed": np.array([r["seed"] for r in rows], np.int32),
+        "accuracy": np.array([r["accuracy"] for r in rows], np.float64),
+        "per_class_accuracy": np.array([r["per_class_accuracy"] for r in rows], np.float64),
+        "confusion": np.array([r["confusion"] for r in rows], np.int32),
+        "train_seconds": np.array([r["train_seconds"] for r in rows], np.float64),
+        "epochs": np.array([r["epochs"] for r in rows], np.int32),
+        "pred": np.stack([np.asarray(r["pred"], np.uint8) for r in rows]), "label": np.asarray(rows[0]["label"], np.uint8),
+    }
+
+
+# --- many seeds: one worker process per (model, seed) run ---------------------------------------
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MNIST_TRAIN_THREADS")}
+COST = {"lenet": 3, "keras_mlp": 2, "numpy_mlp": 1}  # longest first, so the last runs overlap well
+
+
+def default_jobs() -> int:
+    """One worker per core (at most 4): one small network uses a second thread poorly, a second run fully."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def child_command(name: str, seed: int, out: Path, choices: dict) -> list[str]:
+    """``python -m core.train`` for one model and one seed, with this run's other choices."""
+    cmd = [sys.executable, "-m", "core.train", "--models", name, "--seed", str(seed), "--out", str(out)]
+    if choices["epochs"] is not None:
+        cmd += ["--epochs", str(choices["epochs"])]
+    if choices["subset"] is not None:
+        cmd += ["--subset", str(choices["subset"])]
+    if choices["data_dir"] is not None:
+        cmd += ["--data-dir", str(choices["data_dir"])]
+    if choices["augment"] is False:
+        cmd += ["--no-augment"]
+    for field, value in dataclasses.asdict(choices["augmentation"] or Augment()).items():
+        cmd += [f"--{field}", repr(float(value))]
+    return cmd
+
+
+def _train_seeds(names, seeds: list[int], jobs: int, stage: Path, log, choices: dict) -> dict[str, list[dict]]:
+    """Every (model, seed) run in its own one-threaded process, ``jobs`` at a time; the first seed's
+    model goes into ``stage``. Any failure or interrupt stops them all and raises."""
+    tasks = [(name, s) for name in sorted(names, key=lambda n: -COST.get(n, 0)) for s in seeds]
+    total, done, started = len(tasks), 0, time.perf_counter()
+    log(f"{len(names)} model(s) x {len(seeds)} seeds = {total} runs, {jobs} at a time")
+    work = Path(tempfile.mkdtemp(prefix="seeds-", dir=stage.parent))
+    env = os.environ | ONE_THREAD
+    running: dict[tuple, tuple[subprocess.Popen, threading.Thread, list]] = {}
+    rows: dict[str, dict[int, dict]] = {name: {} for name in names}
+    try:
+        while tasks or running:
+            while tasks and len(running) < jobs:
+                name, s = tasks.pop(0)
+                proc = subprocess.Popen(child_command(name, s, work / f"{name}-{s}", choices), cwd=ROOT, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                tail: list[str] = []
+                reader = threading.Thread(target=_relay, args=(proc, f"[{name} seed {s}]", log, tail), daemon=True)
+                reader.start()
+                running[(name, s)] = (proc, reader, tail)
+                log(f"started {name} seed {s} ({total - len(tasks)} of {total})")
+            time.sleep(0.2)
+            for (name, s), (proc, reader, tail) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                reader.join()
+                del running[(name, s)]
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{name} seed {s} failed (exit {proc.returncode}):\n" + "\n".join(tail[-15:]))
+                folder = work / f"{name}-{s}"
+                table = artifacts.read("seeds", name, folder)
+                rows[name][s] = {k: (v[0] if k not in ("model", "label") else v) for k, v in table.items()}
+                if s == seeds[0]:
+                    shutil.rmtree(stage / name, ignore_errors=True)
+                    shutil.copytree(folder / name, stage / name)
+                done += 1
+                log(f"done {name} seed {s}: test accuracy {float(rows[name][s]['accuracy']):.4f} "
+                    f"({done} of {total} runs, {time.perf_counter() - started:.0f}s elapsed)")
+    finally:
+        for proc, _, _ in running.values():
+            proc.terminate()  # an error or Ctrl-C: nothing of this run may outlive it
+        for proc, _, _ in running.values():
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    return {name: [rows[name][s] for s in seeds] for name in names}
+
+
+def _relay(proc: subprocess.Popen, prefix: str, log, tail: list) -> None:
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail.append(line)
+        if line.strip().startswith(("epoch", "test accuracy")):
+            log(f"{prefix} {line.strip()}")
 
 
 # name: (lowest, highest, metavar, help). Beyond these bounds a digit is no longer reliably itself.
@@ -141,7 +283,14 @@ def parse_args(argv=None):
     p.add_argument("--subset", type=int, metavar="N", help="train on N random training images (quick runs)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $MNIST_DIR, else Keras download)")
     p.add_argument("--out", default=None, help=f"artifacts folder (default: {artifacts.DEFAULT_DIR.name}/)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, batch order, augmentation (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, batch order, augmentation, validation "
+                   "split (default 0); the model trained with it is the one kept")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="train every model N times, seeds SEED to SEED+N-1, and keep every run's test figures "
+                        "(default 1; the committed artifacts use 5)")
+    p.add_argument("--jobs", type=int, default=None, metavar="J",
+                   help=f"runs at once, each in its own one-threaded process (default with --seeds: {default_jobs()}, "
+                        "one per core)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="turn data augmentation off")
     a = p.add_argument_group("augmentation strength (each epoch, every image gets a fresh random draw up to these)")
@@ -156,6 +305,12 @@ def parse_args(argv=None):
     args.augmentation = Augment(**{name: getattr(args, name) for name in AUGMENT_OPTIONS})
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
+    if not 1 <= args.seeds <= 50:
+        p.error("--seeds must be between 1 and 50")
+    if args.jobs is not None and not 1 <= args.jobs <= 16:
+        p.error("--jobs must be between 1 and 16")
+    if args.seed < 0:
+        p.error("--seed must be 0 or more")
     if args.subset is not None and args.subset < 100:
         p.error("--subset must be at least 100 images")
     return args
@@ -170,8 +325,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
-              log=lambda s: print(s, flush=True), augmentation=args.augmentation)
-    except (DataError, artifacts.ArtifactError) as e:
+              log=lambda s: print(s, flush=True), augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs)
+    except (DataError, artifacts.ArtifactError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,9 +8,10 @@ A model supplies its ``Settings`` dataclass (architecture fields plus ``train: T
     logits(x)                              the scores before softmax, (n, 10)
     logit_gradient(x, target)              d logit[target] / d pixels, (n, 28, 28): saliency
     activations(x28)                       [(title, array)] what each hidden layer computes for one digit
-    num_params(), _save_weights(folder), _load_weights(folder)
+    num_params(), multiply_adds(), _save_weights(folder), _load_weights(folder)
 
-MLPs add ``first_layer_weights()``, the CNN ``conv_filters(layer)``; ``kind`` says which.
+``temperature`` (None until ``calibrate`` fits it on held-out digits) is saved beside the
+settings; ``calibrated_proba`` applies it. MLPs add ``first_layer_weights()``, the CNN ``conv_filters(layer)``; ``kind`` says which.
 This module never imports TensorFlow.
 """
 
@@ -30,6 +31,7 @@ from core.augment import augment
 from core.data import Split
 from core.metrics import accuracy, cross_entropy
 from core.settings import from_dict, to_dict
+from core.stats import ece, fit_temperature, nll, temper
 
 SETTINGS_FILE = "settings.json"
 HISTORY_FILE = "history.json"
@@ -57,6 +59,7 @@ class Classifier:
     def __init__(self, settings=None):
         self.settings = settings if settings is not None else self.Settings()
         self.history: list[dict] = []
+        self.temperature: float | None = None  # temperature scaling, fitted on validation digits (calibrate)
         self._stopped = False  # set by train_epoch when on_batch asks to stop
 
     # --- what each model implements ------------------------------------------------------
@@ -96,6 +99,10 @@ class Classifier:
     def num_params(self) -> int:
         raise NotImplementedError
 
+    def multiply_adds(self) -> int:
+        """Multiply-accumulate operations to read one image: the cost of the forward pass."""
+        raise NotImplementedError
+
     def _save_weights(self, folder: Path) -> None:
         raise NotImplementedError
 
@@ -105,6 +112,27 @@ class Classifier:
     # --- shared -----------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.predict_proba(x).argmax(1)
+
+    def calibrated_proba(self, x: np.ndarray) -> np.ndarray:
+        """``predict_proba`` with the fitted temperature applied (unchanged if none was fitted).
+
+        Temperature scaling divides the log-probabilities by T before the softmax: the
+        ranking of the ten digits never changes, only how sure the model says it is.
+        """
+        probs = self.predict_proba(x)
+        return probs if self.temperature is None else temper(probs, self.temperature)
+
+    def calibrate(self, val: Split) -> dict:
+        """Fit the temperature on validation digits (never the test set); returns the figures before and after."""
+        probs = self.predict_proba(val.x)
+        self.temperature = fit_temperature(probs, val.y)
+        tempered = temper(probs, self.temperature)
+        return {
+            "temperature": self.temperature,
+            "val_size": len(val),
+            "val_nll_before": nll(probs, val.y), "val_nll_after": nll(tempered, val.y),
+            "val_ece_before": ece(probs, val.y), "val_ece_after": ece(tempered, val.y),
+        }
 
     def fit(
         self,
@@ -146,7 +174,8 @@ class Classifier:
     def save(self, folder) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"model": self.name, "format_version": self.FORMAT_VERSION, "settings": to_dict(self.settings)}
+        meta = {"model": self.name, "format_version": self.FORMAT_VERSION, "settings": to_dict(self.settings),
+                "temperature": self.temperature}
         (folder / SETTINGS_FILE).write_text(json.dumps(meta, indent=2))
         (folder / HISTORY_FILE).write_text(json.dumps(self.history, indent=1))
         self._save_weights(folder)
@@ -171,9 +200,21 @@ class Classifier:
             raise ArtifactError(f"{path}: settings do not match {cls.Settings.__name__} ({e}).") from e
 
     @classmethod
+    def read_temperature(cls, folder) -> float | None:
+        """The saved temperature: None for a model saved before calibration existed."""
+        path = Path(folder) / SETTINGS_FILE
+        t = read_json(path).get("temperature")
+        if t is None:
+            return None
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.01 <= t <= 100:
+            raise ArtifactError(f"{path}: temperature {t!r} is not a number between 0.01 and 100.")
+        return float(t)
+
+    @classmethod
     def load(cls, folder):
         folder = Path(folder)
         model = cls(cls.read_settings(folder))
+        model.temperature = cls.read_temperature(folder)
         model._load_weights(folder)
         history_path = folder / HISTORY_FILE
         model.history = read_json(history_path) if history_path.exists() else []

@@ -21,6 +21,7 @@ from core.models.base import Classifier, as_batch
 
 WEIGHTS_FILE = "model.keras"
 BATCH = 1024  # images per call of the compiled forward pass
+STEPS_PER_EXECUTION = 20  # training steps per call into the graph: a small net's step is mostly Python overhead
 
 
 class _Progress(keras.callbacks.Callback):
@@ -29,7 +30,8 @@ class _Progress(keras.callbacks.Callback):
         self.owner, self.steps, self.on_batch = owner, steps, on_batch
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch % 10 == 9 and self.on_batch((batch + 1) / self.steps) is False:
+        # called once per STEPS_PER_EXECUTION steps; ``batch`` is the last step done
+        if self.on_batch(min(1.0, (batch + 1) / self.steps)) is False:
             self.owner._stopped = True
             self.model.stop_training = True
 
@@ -50,6 +52,7 @@ class KerasClassifier(Classifier):
             optimizer=keras.optimizers.Adam(self.settings.train.lr),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
+            steps_per_execution=STEPS_PER_EXECUTION,
         )
         self._forward = None
         self._forward_lock = threading.Lock()
@@ -136,6 +139,17 @@ class KerasClassifier(Classifier):
 
     def num_params(self):
         return int(self.net.count_params())
+
+    def multiply_adds(self):
+        """One per weight of each Dense layer; a convolution's kernel is applied at every output position."""
+        total = 0
+        for layer in self.net.layers:
+            if isinstance(layer, layers.Dense):
+                total += int(np.prod(layer.kernel.shape))
+            elif isinstance(layer, layers.Conv2D):
+                _, h, w, _ = layer.output.shape
+                total += int(h * w * np.prod(layer.kernel.shape))
+        return total
 
     def _save_weights(self, folder: Path):
         self.net.save(folder / WEIGHTS_FILE)

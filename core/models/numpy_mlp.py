@@ -150,6 +150,9 @@ class NumpyMLP(Classifier):
     def num_params(self):
         return int(sum(v.size for v in self.params.values()))
 
+    def multiply_adds(self):
+        return int(self.params["W1"].size + self.params["W2"].size)  # one per weight of the two matrices
+
     def _save_weights(self, folder: Path):
         np.savez(folder / "weights.npz", **self.params)
 
