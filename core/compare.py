@@ -9,8 +9,24 @@ NumPy and pandas only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+from core.stats import (
+    McNemar,
+    SeedComparison,
+    Verdict,
+    classification_report,
+    compare_seeds,
+    mcnemar,
+    mean_sd,
+    reliability,
+    temper,
+    verdict,
+    wilson,
+)
 
 
 def same_labels(preds: dict[str, dict]) -> bool:
@@ -112,18 +128,29 @@ def majority_vote(preds: dict[str, dict], accuracy: dict[str, float]) -> np.ndar
     return np.where(counts.max(0) >= 2, vote, stacked[0])
 
 
-def accuracy_table(models: list[tuple[str, dict, float | None]]) -> pd.DataFrame:
-    """One row per model, from (title, metrics as in metrics.json, write-up accuracy or None).
+def accuracy_table(models: list[tuple[str, dict, float | None]], seeds: list | None = None) -> pd.DataFrame:
+    """One row per model, from (title, metrics as in metrics.json, write-up accuracy or None) and,
+    when given, each model's ``seeds.npz`` table (or None).
 
-    Accuracy and the write-up in percent, the difference in points (NaN without a write-up),
-    inference time in microseconds per image.
+    Accuracy, its 95% Wilson interval, the mean and standard deviation over seeds and the
+    write-up in percent, the difference in points (NaN without a write-up), inference time in
+    microseconds per image.
     """
     rows = []
-    for title, m, writeup in models:
+    for i, (title, m, writeup) in enumerate(models):
         acc = 100 * float(m["test_accuracy"])
+        n = int(m["test_size"])
+        low, high = wilson(n - int(m["errors"]), n)
+        table = seeds[i] if seeds else None
+        mean, sd = mean_sd(table["accuracy"]) if table is not None else (np.nan, np.nan)
         rows.append({
             "Model": title,
             "Test accuracy": acc,
+            "CI low": 100 * low,
+            "CI high": 100 * high,
+            "Seeds": 0 if table is None else len(table["seed"]),
+            "Seed mean": 100 * mean,
+            "Seed sd": 100 * sd,
             "Errors": int(m["errors"]),
             "Parameters": int(m["params"]),
             "Training time": float(m["train_seconds"]),
@@ -132,3 +159,54 @@ def accuracy_table(models: list[tuple[str, dict, float | None]]) -> pd.DataFrame
             "Difference": np.nan if writeup is None else acc - 100 * writeup,
         })
     return pd.DataFrame(rows)
+
+
+# --- is a difference real? ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Pair:
+    a: str  # entry keys
+    b: str
+    test: McNemar  # on the committed (or shown) models' predictions, the same test digits
+    seeds: SeedComparison | None  # over every seed of each, when both have two or more
+    seeds_significant: int  # seed pairs (i-th seed of each) whose own McNemar test has p < 0.05
+    seeds_compared: int
+    verdict: Verdict
+
+
+def pairwise(models: list[tuple[str, str, dict, dict | None]], alpha: float = 0.05) -> list[Pair]:
+    """Every pair of models, from (key, title, predictions as in predictions.npz, seeds table or None).
+
+    McNemar's exact test on the digits only one of the two gets right; over seeds, the share of
+    seed pairs in which one leads and a permutation test on the per-seed accuracies. The verdict
+    names a winner only where both say the difference is real (``core.stats.verdict``).
+    """
+    out = []
+    for i, (ka, ta, pa, sa) in enumerate(models):
+        for kb, tb, pb, sb in models[i + 1:]:
+            test = mcnemar(pa["pred"] == pa["label"], pb["pred"] == pb["label"])
+            seeds, significant, compared = None, 0, 0
+            if sa is not None and sb is not None:
+                if len(sa["seed"]) >= 2 and len(sb["seed"]) >= 2:
+                    seeds = compare_seeds(sa["accuracy"], sb["accuracy"])
+                for row_a, row_b in zip(sa["pred"], sb["pred"]):
+                    one = mcnemar(row_a == sa["label"], row_b == sb["label"])
+                    compared += 1
+                    significant += one.p < alpha
+            out.append(Pair(ka, kb, test, seeds, significant, compared, verdict(ta, tb, test, seeds, alpha)))
+    return out
+
+
+def classification_frame(labels, pred) -> pd.DataFrame:
+    """Precision, recall, F1 and support per digit (``core.stats.classification_report``) as a table."""
+    r = classification_report(labels, pred)
+    return pd.DataFrame({"Digit": range(10), "Precision": r["precision"], "Recall": r["recall"], "F1": r["f1"],
+                         "Support": r["support"].astype(int)})
+
+
+def calibration(probs, labels, temperature: float | None, bins: int = 15) -> dict:
+    """The reliability of raw and (when a temperature was fitted) tempered test probabilities."""
+    probs = np.asarray(probs, np.float32)
+    out = {"before": reliability(probs, labels, bins)}
+    if temperature is not None:
+        out["after"] = reliability(temper(probs, temperature), labels, bins)
+    return out

@@ -1,5 +1,6 @@
 """Scoring a trained model on the test set: the figures, predictions and mistakes that
-``core.train`` saves and the dashboard's Train page shows for a model trained live.
+``core.train`` saves and the dashboard's Train page shows for a model trained live, and one
+seed's row of the seeds table (``seeds.npz``).
 The test set is used only here, after training, never for choices.
 """
 
@@ -77,3 +78,23 @@ def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Ev
         "probs": probs[wrong].astype(np.float32),
     }
     return Evaluation(metrics, predictions, misclassified)
+
+
+def seed_row(seed: int, metrics: dict, predictions: dict) -> dict:
+    """One seed's line in ``seeds.npz``: its test figures and its predictions."""
+    return {"seed": seed, "accuracy": metrics["test_accuracy"], "per_class_accuracy": metrics["per_class_accuracy"],
+            "confusion": metrics["confusion"], "train_seconds": metrics["train_seconds"],
+            "epochs": metrics.get("epochs") or 1, "pred": predictions["pred"], "label": predictions["label"]}
+
+
+def seed_table(name: str, rows: list[dict]) -> dict:
+    """The arrays of ``seeds.npz`` from one row per seed (see ``core.artifacts``)."""
+    return {
+        "model": np.array(name), "seed": np.array([r["seed"] for r in rows], np.int32),
+        "accuracy": np.array([r["accuracy"] for r in rows], np.float64),
+        "per_class_accuracy": np.array([r["per_class_accuracy"] for r in rows], np.float64),
+        "confusion": np.array([r["confusion"] for r in rows], np.int32),
+        "train_seconds": np.array([r["train_seconds"] for r in rows], np.float64),
+        "epochs": np.array([r["epochs"] for r in rows], np.int32),
+        "pred": np.stack([np.asarray(r["pred"], np.uint8) for r in rows]), "label": np.asarray(rows[0]["label"], np.uint8),
+    }

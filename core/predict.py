@@ -28,8 +28,12 @@ from core.preprocess import ImageError, NoDigit, read_image, to_mnist
 __all__ = ["agreement", "main", "predict_image"]
 
 
-def predict_image(image, models: dict) -> dict:
+def predict_image(image, models: dict, calibrated: bool = True) -> dict:
     """Preprocess one image and ask every model; raises NoDigit or ImageError.
+
+    ``calibrated``: probabilities after each model's temperature scaling (fitted on validation
+    digits), so that "90% sure" is right about 90% of the time; a model saved without a
+    temperature answers with its raw probabilities.
 
     ``image`` is an array (anything ``to_mnist`` takes) or a file as bytes or a path.
     Returns {"image": float32 (28, 28), "predictions": {name: {"digit": int, "probs": (10,)}}}
@@ -40,7 +44,8 @@ def predict_image(image, models: dict) -> dict:
     x = to_mnist(image)
     predictions = {}
     for name, model in models.items():
-        probs = np.asarray(model.predict_proba(x[None]), np.float64)[0]
+        read = model.calibrated_proba if calibrated else model.predict_proba
+        probs = np.asarray(read(x[None]), np.float64)[0]
         predictions[name] = {"digit": int(probs.argmax()), "probs": probs}
     return {"image": x, "predictions": predictions}
 

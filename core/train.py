@@ -28,11 +28,12 @@ import numpy as np
 from core import artifacts
 from core.augment import Augment
 from core.data import DataError, checksum, load_mnist, splits
-from core.evaluate import evaluate, single_image_ms
+from core.evaluate import evaluate, seed_row, seed_table, single_image_ms
 from core.models import MODELS, model_class
 from core.settings import with_training
 
 SAMPLE_PER_CLASS = 50
+SEEDS = 5  # runs per model by default: enough for a mean, a spread and a permutation test that can reach p < 0.05
 ROOT = Path(__file__).resolve().parent.parent  # where ``python -m core.train`` runs for a worker
 
 
@@ -163,26 +164,6 @@ def _retime(names, stage: Path, test, log) -> None:
             "in batches")
 
 
-def seed_row(seed: int, metrics: dict, predictions: dict) -> dict:
-    """One seed's line in ``seeds.npz``: its test figures and its predictions."""
-    return {"seed": seed, "accuracy": metrics["test_accuracy"], "per_class_accuracy": metrics["per_class_accuracy"],
-            "confusion": metrics["confusion"], "train_seconds": metrics["train_seconds"],
-            "epochs": metrics.get("epochs") or 1, "pred": predictions["pred"], "label": predictions["label"]}
-
-
-def seed_table(name: str, rows: list[dict]) -> dict:
-    """The arrays of ``seeds.npz`` from one row per seed (see ``core.artifacts``)."""
-    return {
-        "model": np.array(name), "seed": np.array([r["seed"] for r in rows], np.int32),
-        "accuracy": np.array([r["accuracy"] for r in rows], np.float64),
-        "per_class_accuracy": np.array([r["per_class_accuracy"] for r in rows], np.float64),
-        "confusion": np.array([r["confusion"] for r in rows], np.int32),
-        "train_seconds": np.array([r["train_seconds"] for r in rows], np.float64),
-        "epochs": np.array([r["epochs"] for r in rows], np.int32),
-        "pred": np.stack([np.asarray(r["pred"], np.uint8) for r in rows]), "label": np.asarray(rows[0]["label"], np.uint8),
-    }
-
-
 # --- many seeds: one worker process per (model, seed) run ---------------------------------------
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                      "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MNIST_TRAIN_THREADS")}
@@ -196,7 +177,7 @@ def default_jobs() -> int:
 
 def child_command(name: str, seed: int, out: Path, choices: dict) -> list[str]:
     """``python -m core.train`` for one model and one seed, with this run's other choices."""
-    cmd = [sys.executable, "-m", "core.train", "--models", name, "--seed", str(seed), "--out", str(out)]
+    cmd = [sys.executable, "-m", "core.train", "--models", name, "--seed", str(seed), "--seeds", "1", "--out", str(out)]
     if choices["epochs"] is not None:
         cmd += ["--epochs", str(choices["epochs"])]
     if choices["subset"] is not None:
@@ -216,7 +197,7 @@ def _train_seeds(names, seeds: list[int], jobs: int, stage: Path, log, choices: 
     tasks = [(name, s) for name in sorted(names, key=lambda n: -COST.get(n, 0)) for s in seeds]
     total, done, started = len(tasks), 0, time.perf_counter()
     log(f"{len(names)} model(s) x {len(seeds)} seeds = {total} runs, {jobs} at a time")
-    work = Path(tempfile.mkdtemp(prefix="seeds-", dir=stage.parent))
+    work = Path(tempfile.mkdtemp(prefix=".runs-", dir=stage))  # removed below, before the stage is kept
     env = os.environ | ONE_THREAD
     running: dict[tuple, tuple[subprocess.Popen, threading.Thread, list]] = {}
     rows: dict[str, dict[int, dict]] = {name: {} for name in names}
@@ -285,9 +266,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default=None, help=f"artifacts folder (default: {artifacts.DEFAULT_DIR.name}/)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, batch order, augmentation, validation "
                    "split (default 0); the model trained with it is the one kept")
-    p.add_argument("--seeds", type=int, default=1, metavar="N",
+    p.add_argument("--seeds", type=int, default=SEEDS, metavar="N",
                    help="train every model N times, seeds SEED to SEED+N-1, and keep every run's test figures "
-                        "(default 1; the committed artifacts use 5)")
+                        f"(default {SEEDS}, as the committed artifacts; 1 for a quick run)")
     p.add_argument("--jobs", type=int, default=None, metavar="J",
                    help=f"runs at once, each in its own one-threaded process (default with --seeds: {default_jobs()}, "
                         "one per core)")

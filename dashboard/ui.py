@@ -9,7 +9,7 @@ import streamlit as st
 from core import ArtifactError, compare
 from core.artifacts import RETRAIN, artifacts_dir
 
-QUICK_RUN = f"{RETRAIN} --subset 2000 --epochs 2"
+QUICK_RUN = f"{RETRAIN} --subset 2000 --epochs 2 --seeds 1"
 
 
 def show_artifact_error(error: ArtifactError | str) -> None:
