@@ -531,11 +531,18 @@ def mnist_figures(folder=None, names=MODELS) -> dict:
 
 
 def save(result: dict, out=None) -> Path:
-    """``beyond.json`` and ``beyond.npz`` into the artifacts folder ``out``, staged; returns the folder."""
+    """``beyond.json`` and ``beyond.npz`` into the artifacts folder ``out``, staged; returns the folder.
+
+    Models measured without their MNIST figures get them from that folder's metrics.json.
+    """
     from core import artifacts
 
     report = {k: v for k, v in result.items() if k != "gallery"}
     folder = artifacts.artifacts_dir(out)
+    lacking = [n for n, info in report["models"].items() if "mnist_test_accuracy" not in info]
+    if lacking:
+        figures = mnist_figures(folder, lacking)
+        report["models"] = {n: {**info, **figures.get(n, {})} for n, info in report["models"].items()}
     with artifacts.staging(folder) as tmp:
         artifacts.FILES["beyond"].check(report)
         artifacts.FILES["beyond_gallery"].check(result["gallery"])

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -362,9 +365,10 @@ def test_command_writes_both_files(data, artifacts_copy, capsys):
 
 
 def test_an_interrupted_write_leaves_the_previous_results(data, artifacts_copy, committed_models, monkeypatch):
-    result = beyond.measure({"lenet": committed_models["lenet"]}, limit=10,
-                            mnist=beyond.mnist_figures(artifacts_copy, ["lenet"]))
+    result = beyond.measure({"lenet": committed_models["lenet"]}, limit=10)  # no MNIST figures: save adds them
     beyond.save(result, artifacts_copy)
+    saved = artifacts.read("beyond", folder=artifacts_copy)["models"]["lenet"]
+    assert saved["mnist_test_accuracy"] == artifacts.read("metrics", "lenet", artifacts_copy)["test_accuracy"]
     before = (artifacts_copy / "beyond.json").read_bytes()
     real_write = artifacts.write
 
@@ -462,3 +466,43 @@ def test_page_with_a_corrupt_gallery_still_shows_the_figures(results_folder, art
     assert str(artifacts_copy / "beyond.npz") in texts(at.error)
     assert at.dataframe  # the accuracy table is there
     assert not [m for m in at.markdown if m.value.startswith("**True ")]
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_page_warns_when_the_models_were_retrained_since(results_folder, artifacts_copy, monkeypatch):
+    for name in ("beyond.json", "beyond.npz"):
+        shutil.copy(results_folder / name, artifacts_copy / name)
+    path = artifacts_copy / "beyond.json"
+    b = json.loads(path.read_text())
+    b["models"]["keras_mlp"]["mnist_test_accuracy"] = 0.97  # measured on another Keras MLP
+    path.write_text(json.dumps(b))
+    at = page(artifacts_copy, monkeypatch)
+    assert not at.error, texts(at.error)
+    assert "retrained" in texts(at.warning) and SPECS["keras_mlp"].short in texts(at.warning)
+    assert SPECS["lenet"].short not in texts(at.warning)
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_page_without_an_artifacts_folder(tmp_path, monkeypatch):
+    at = page(tmp_path / "nowhere", monkeypatch)
+    assert "nowhere" in texts(at.error) and "python -m core.train" in texts(at.error)
+
+
+def test_page_never_imports_tensorflow():
+    """Like every page but Draw: the results are counts and pictures, no model is loaded (a fresh interpreter)."""
+    if not (COMMITTED / "beyond.json").is_file():
+        pytest.skip("no committed beyond.json; python -m core.beyond makes it")
+    script = f"""
+import sys
+sys.path[:0] = [{str(ROOT)!r}]
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({HOME!r}, default_timeout=120).run()
+at.switch_page("views/beyond.py").run()
+assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+assert at.dataframe
+print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+"""
+    env = {**os.environ, "MNIST_ARTIFACTS": str(COMMITTED)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
