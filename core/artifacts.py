@@ -12,6 +12,8 @@ written and checked, staged writes, and loading the trained models.
       <model>/misclassified.npz  every test digit the model got wrong: index, image, label, prediction, probabilities
       <model>/seeds.npz          one row per training seed (same settings): test predictions, accuracy, per-class
                                  accuracy, confusion, training time; the committed model is the settings' seed
+      beyond.json                optional (python -m core.beyond): accuracy counts on handwriting beyond MNIST
+      beyond.npz                 optional: the digits beyond MNIST that the models misread, as they saw them
 
 ``read(kind, name)`` returns a file's content only after checking its values, not just its
 shape: a number where a number belongs, finite and in range, figures that agree with each
@@ -45,6 +47,10 @@ FORMAT_VERSION = 2  # 2: training settings saved per model; metrics name their m
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 ENV_VAR = "MNIST_ARTIFACTS"
 RETRAIN = "python -m core.train"
+BEYOND = "python -m core.beyond"
+BEYOND_FORMAT = 1  # beyond.json's own format version
+BEYOND_SETS = {"unipen": ("large", "small"), "usps": ("upload",)}  # core.beyond.CONDITIONS
+POLARITIES = ("white_on_black", "black_on_white")
 
 
 class ArtifactError(Exception):
@@ -229,6 +235,133 @@ def check_sample(s, name: str | None = None) -> None:
     _array(s["class_means"], (10, 28, 28), "f", 0, 1, "'class_means'")
 
 
+def _counts(v, what: str, lo: int = 0, hi: float = math.inf) -> int:
+    """A whole-number count in [lo, hi]."""
+    _need(isinstance(v, int) and not isinstance(v, bool), f"{what} is missing or not a whole number ({v!r})")
+    _need(lo <= v <= hi, f"{what} is {v}, outside {lo:g} to {hi:g}")
+    return v
+
+
+def _count_list(v, what: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A list (of lists) of whole-number counts of this shape, as an array."""
+    def whole(x):
+        return all(whole(y) for y in x) if isinstance(x, list) else isinstance(x, int) and not isinstance(x, bool)
+
+    _need(isinstance(v, list) and whole(v), f"{what} is missing or not a list of whole numbers")
+    a = np.asarray(v)
+    _need(a.shape == shape, f"{what} has shape {a.shape}, expected {shape}")
+    _need(bool((a >= 0).all()), f"{what} holds a negative count")
+    return a.astype(np.int64)
+
+
+def _beyond_entry(r, names: list[str]) -> None:
+    _need(isinstance(r, dict), "not a JSON object")
+    _need(r.get("set") in BEYOND_SETS, f"unknown set {r.get('set')!r}")
+    _need(r.get("condition") in BEYOND_SETS[r["set"]], f"unknown condition {r.get('condition')!r}")
+    n = _counts(r.get("n"), "'n'", 1)
+    no_digit = _counts(r.get("no_digit"), "'no_digit'", 0, n)
+    class_n = _count_list(r.get("class_n"), "'class_n'", (10,))
+    _need(int(class_n.sum()) == n, f"'class_n' counts {int(class_n.sum())} digits, not n = {n}")
+    class_none = _count_list(r.get("class_no_digit"), "'class_no_digit'", (10,))
+    _need(bool((class_none <= class_n).all()) and int(class_none.sum()) == no_digit,
+          "'class_no_digit' does not agree with 'class_n' and 'no_digit'")
+    polarity = r.get("polarity")
+    _need(isinstance(polarity, dict) and set(polarity) == set(POLARITIES), "'polarity' does not name both polarities")
+    _need(sum(_counts(polarity[p], f"'polarity.{p}'", 0, n) for p in POLARITIES) == n, "'polarity' does not count n")
+    models = r.get("models")
+    _need(isinstance(models, dict) and list(models) == names, f"'models' are not the file's models {names}")
+    for name, m in models.items():
+        try:
+            _need(isinstance(m, dict), "not a JSON object")
+            correct = _counts(m.get("correct"), "'correct'", 0, n)
+            _need(correct <= n - no_digit, f"'correct' is {correct}, more than the {n - no_digit} digits answered")
+            per_class = _count_list(m.get("class_correct"), "'class_correct'", (10,))
+            cm = _count_list(m.get("confusion"), "'confusion'", (10, 10))
+            _need(int(cm.sum()) == n - no_digit, f"'confusion' counts {int(cm.sum())} digits, not the "
+                                                 f"{n - no_digit} answered (n less no_digit)")
+            _need(bool((cm.sum(1) == class_n - class_none).all()), "'confusion' rows do not match 'class_n'")
+            _need(bool((np.diag(cm) == per_class).all()), "'class_correct' is not the confusion's diagonal")
+            _need(int(np.trace(cm)) == correct, f"'correct' is {correct} but the confusion's diagonal holds "
+                                               f"{int(np.trace(cm))}")
+            pc = m.get("polarity_correct")
+            _need(isinstance(pc, dict) and set(pc) == set(POLARITIES), "'polarity_correct' does not name both")
+            _need(sum(_counts(pc[p], f"'polarity_correct.{p}'", 0, polarity[p]) for p in POLARITIES) == correct,
+                  "'polarity_correct' does not add up to 'correct'")
+        except ValueError as e:
+            raise ValueError(f"'models.{name}': {e}") from None
+    writers = r.get("writers")
+    if writers is not None:
+        _need(isinstance(writers, dict), "'writers' is not an object")
+        total = 0
+        for w, c in writers.items():
+            _need(isinstance(c, dict) and isinstance(c.get("correct"), dict) and list(c["correct"]) == names,
+                  f"'writers.{w}' does not count the file's models")
+            k = _counts(c.get("n"), f"'writers.{w}.n'", 1, n)
+            total += k
+            for name, v in c["correct"].items():
+                _counts(v, f"'writers.{w}.correct.{name}'", 0, k)
+        _need(total == n, f"'writers' count {total} digits, not n = {n}")
+
+
+def check_beyond(b, name: str | None = None) -> None:
+    _need(isinstance(b, dict), f"not a JSON object but a {type(b).__name__}")
+    _need(b.get("format_version") == BEYOND_FORMAT, f"format {b.get('format_version')!r}, this code reads "
+                                                   f"{BEYOND_FORMAT}")
+    _need(isinstance(b.get("created"), str), "'created' is missing or not a date")
+    _need(isinstance(b.get("settings"), dict), "'settings' is not an object")
+    _number(b["settings"], "seed", integer=True)
+    _need(isinstance(b.get("data"), dict), "'data' is not an object")
+    models = b.get("models")
+    _need(isinstance(models, dict) and models, "'models' is missing or empty")
+    for model, info in models.items():
+        _need(model in MODELS, f"'models' names an unknown model {model!r}")
+        _need(isinstance(info, dict), f"'models.{model}' is not an object")
+        try:
+            size = _number(info, "mnist_test_size", 1, integer=True)
+            _number(info, "mnist_errors", 0, size, integer=True)
+            _number(info, "mnist_test_accuracy", 0, 1)
+        except ValueError as e:
+            raise ValueError(f"'models.{model}': {e}") from None
+    results = b.get("results")
+    _need(isinstance(results, list) and results, "'results' is missing or empty")
+    seen = set()
+    for i, r in enumerate(results, 1):
+        try:
+            _beyond_entry(r, list(models))
+        except ValueError as e:
+            raise ValueError(f"result {i}: {e}") from None
+        key = (r["set"], r["condition"])
+        _need(key not in seen, f"result {i}: {'/'.join(key)} is there twice")
+        seen.add(key)
+
+
+def _text(a, shape, what: str, allowed=None) -> np.ndarray:
+    a = np.asarray(a)
+    _need(a.dtype.kind == "U", f"{what} is {a.dtype}, expected text")
+    _need(a.shape == shape, f"{what} has shape {a.shape}, expected {shape}")
+    if allowed is not None:
+        bad = sorted(set(a.tolist()) - set(allowed))
+        if bad:
+            raise ValueError(f"{what} holds {bad[0]!r}, not one of {', '.join(allowed)}")
+    return a
+
+
+def check_beyond_gallery(g, name: str | None = None) -> None:
+    models = _text(g["models"], (len(np.asarray(g["models"])),), "'models'", MODELS)
+    _need(len(models) > 0 and len(set(models.tolist())) == len(models), "'models' is empty or names one twice")
+    k = len(_array(g["label"], (None,), "i", 0, 9, "'label'"))
+    _array(g["image"], (k, 28, 28), "u", what="'image'")
+    pred = _array(g["pred"], (k, len(models)), "i", 0, 9, "'pred'")
+    _array(g["index"], (k,), "i", 0, np.inf, "'index'")
+    sets = _text(g["set"], (k,), "'set'", list(BEYOND_SETS))
+    conditions = _text(g["condition"], (k,), "'condition'")
+    _need(all(c in BEYOND_SETS[s] for s, c in zip(sets.tolist(), conditions.tolist())),
+          "'condition' names a condition its set does not have")
+    _text(g["writer"], (k,), "'writer'")
+    _text(g["polarity"], (k,), "'polarity'", POLARITIES)
+    _need(bool((pred != np.asarray(g["label"])[:, None]).any(1).all()), "it lists digits every model got right")
+
+
 # --- the table of files ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ArtifactFile:
@@ -236,6 +369,8 @@ class ArtifactFile:
     per_model: bool  # in <model>/ (True) or at the top of the folder
     keys: tuple[str, ...] | None  # the arrays of an .npz file; None for JSON
     check: Callable  # (content, model name or None) -> None, raises ValueError
+    command: str = RETRAIN  # the command that (re)creates it
+    optional: bool = False  # absent from older artifacts folders: pages say how to create it, nothing more
 
 
 FILES = {  # what each holds: see the module docstring
@@ -249,7 +384,12 @@ FILES = {  # what each holds: see the module docstring
     "misclassified": ArtifactFile("misclassified.npz", True, ("index", "image", "label", "pred", "probs"),
                                   check_misclassified),
     "seeds": ArtifactFile("seeds.npz", True, ("model", "seed", "accuracy", "per_class_accuracy", "confusion",
-                                              "train_seconds", "epochs", "pred", "label"), check_seeds),
+                                              "train_seconds", "epochs", "pred", "label"), check_seeds, RETRAIN,
+                          True),
+    "beyond": ArtifactFile("beyond.json", False, None, check_beyond, BEYOND, True),
+    "beyond_gallery": ArtifactFile("beyond.npz", False, ("models", "image", "label", "pred", "set", "condition",
+                                                         "writer", "index", "polarity"), check_beyond_gallery,
+                                   BEYOND, True),
 }
 MANIFEST, SAMPLE = FILES["manifest"].filename, FILES["sample"].filename
 
@@ -286,7 +426,7 @@ def read(kind: str, name: str | None = None, folder=None):
     """One artifact file's content, checked; raises ArtifactError naming the file and the fix."""
     f = FILES[kind]
     p = path(kind, name, folder)
-    fix = retrain_command(name)
+    fix = retrain_command(name) if f.command == RETRAIN else f.command
     try:
         data = read_npz(p, f.keys) if f.keys else read_json(p)
     except ArtifactError as e:

@@ -15,7 +15,7 @@ QUICK_RUN = f"{RETRAIN} --subset 2000 --epochs 2 --seeds 1"
 def show_artifact_error(error: ArtifactError | str) -> None:
     """The one way a page says an artifact is unusable: what is wrong and the command that fixes it."""
     message = str(error)
-    if RETRAIN not in message:
+    if RETRAIN not in message and "Recreate it with:" not in message:
         message += f" Recreate it with: {RETRAIN}"
     st.error(message, icon=":material/error:")
 

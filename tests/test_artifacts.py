@@ -113,6 +113,8 @@ def test_every_file_in_the_table_round_trips(tiny_artifacts, tmp_path):
     """write() then read() gives back what was read: the table's writer and reader agree."""
     for kind, f in artifacts.FILES.items():
         name = MODELS[0] if f.per_model else None
+        if f.optional and not artifacts.path(kind, name, tiny_artifacts).exists():
+            continue  # not made by training (the beyond-MNIST results): tests/test_beyond.py round-trips them
         content = artifacts.read(kind, name, tiny_artifacts)
         artifacts.write(kind, content, tmp_path, name)
         again = artifacts.read(kind, name, tmp_path)

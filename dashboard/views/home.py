@@ -40,10 +40,12 @@ LINKS = [
     ("views/results.py", "Results", ":material/leaderboard:", "Per-digit accuracy, confusion matrices, agreement."),
     ("views/misclassified.py", "Misclassified", ":material/image_search:", "Every test digit a model got wrong."),
     ("views/draw.py", "Draw", ":material/draw:", "Draw a digit and watch all three models read it."),
+    ("views/beyond.py", "Beyond MNIST", ":material/public:", "Handwriting from other people: pen strokes and "
+     "postal scans."),
     ("views/train_a_model.py", "Train", ":material/model_training:", "Train a model yourself and watch it learn."),
     ("views/inside.py", "Inside", ":material/neurology:", "Activations, saliency, weights and robustness."),
 ]
-for row in (LINKS[:4], LINKS[4:]):  # two rows: seven cards in one are too narrow to read
+for row in (LINKS[:4], LINKS[4:]):  # two rows: eight cards in one are too narrow to read
     for col, (page, label, icon, text) in zip(st.columns(4), row):
         with col.container(border=True, height="stretch"):
             st.page_link(page, label=label, icon=icon)
