@@ -210,3 +210,37 @@ def calibration(probs, labels, temperature: float | None, bins: int = 15) -> dic
     if temperature is not None:
         out["after"] = reliability(temper(probs, temperature), labels, bins)
     return out
+
+
+def pairs_frame(pairs: list[Pair], titles: dict[str, str]) -> pd.DataFrame:
+    """One row per pair for a table: the McNemar counts and p, the seed comparison, the verdict's winner."""
+    rows = []
+    for p in pairs:
+        s = p.seeds
+        rows.append({
+            "A": titles.get(p.a, p.a), "B": titles.get(p.b, p.b),
+            "Only A right": p.test.only_a, "Only B right": p.test.only_b, "McNemar p": p.test.p,
+            "A ahead (seed pairs)": np.nan if s is None else s.share_a_ahead,
+            "Seeds p": np.nan if s is None else s.p,
+            "Significant seed pairs": f"{p.seeds_significant} of {p.seeds_compared}" if p.seeds_compared else "—",
+            "Verdict": {"a": f"{titles.get(p.a, p.a)} better", "b": f"{titles.get(p.b, p.b)} better"}.get(
+                p.verdict.winner, "within noise"),
+        })
+    return pd.DataFrame(rows)
+
+
+def cost_table(models: list[tuple[str, dict, dict | None]]) -> pd.DataFrame:
+    """What each model costs beside what it gives, from (title, metrics, seeds table or None): accuracy
+    (mean and sd over seeds, in percent), parameters, multiply-adds per image, training time (mean over
+    seeds, seconds), one-image time (ms) and batch time (microseconds per image)."""
+    rows = []
+    for title, m, table in models:
+        accs = table["accuracy"] if table is not None else [m["test_accuracy"]]
+        secs = table["train_seconds"] if table is not None else [m["train_seconds"]]
+        mean, sd = mean_sd(accs)
+        rows.append({
+            "Model": title, "Accuracy": 100 * mean, "Accuracy sd": 100 * sd, "Parameters": int(m["params"]),
+            "Multiply-adds / image": m.get("multiply_adds", np.nan), "Training time": float(np.mean(secs)),
+            "One image": m.get("single_image_ms", np.nan), "Batch": 1000 * float(m["inference_ms_per_image"]),
+        })
+    return pd.DataFrame(rows)

@@ -21,6 +21,7 @@ PAGES = [
     st.Page(VIEWS / "dataset.py", title="Dataset", icon=":material/grid_view:", url_path="dataset"),
     st.Page(VIEWS / "training_curves.py", title="Training", icon=":material/show_chart:", url_path="training"),
     st.Page(VIEWS / "results.py", title="Results", icon=":material/leaderboard:", url_path="results"),
+    st.Page(VIEWS / "calibration.py", title="Calibration", icon=":material/speed:", url_path="calibration"),
     st.Page(VIEWS / "misclassified.py", title="Misclassified", icon=":material/image_search:",
             url_path="misclassified"),
     st.Page(VIEWS / "draw.py", title="Draw", icon=":material/draw:", url_path="draw"),

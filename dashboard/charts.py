@@ -119,3 +119,62 @@ def learning_curves(series, what: str, title: str, show_train: bool = True, heig
         margin=dict(t=50, b=10, l=10, r=10),
     )
     return fig
+
+
+def seed_strip(models) -> go.Figure | None:
+    """Every seed's test accuracy as a dot per model, the shown model ringed, mean ± sd as a bar.
+
+    ``models``: [(title, colour, seeds table, the shown model's seed)]; None when no model has seeds.
+    """
+    if not models:
+        return None
+    fig = go.Figure()
+    for title, color, table, shown_seed in models:
+        acc = 100 * np.asarray(table["accuracy"], float)
+        seeds = [int(s) for s in table["seed"]]
+        mean, sd = acc.mean(), (acc.std(ddof=1) if len(acc) > 1 else 0.0)
+        fig.add_scatter(x=[mean - sd, mean + sd], y=[title, title], mode="lines", line=dict(color=color, width=10),
+                        opacity=0.3, hoverinfo="skip", showlegend=False)
+        fig.add_scatter(x=[mean], y=[title], mode="markers", marker=dict(symbol="line-ns", size=22, color=color,
+                        line=dict(width=3, color=color)), showlegend=False,
+                        hovertemplate=f"mean {mean:.2f}% ± {sd:.2f}<extra>{title}</extra>")
+        fig.add_scatter(x=acc, y=[title] * len(acc), mode="markers", showlegend=False, customdata=seeds,
+                        marker=dict(size=[16 if s == shown_seed else 10 for s in seeds], color=color,
+                                    line=dict(width=[3 if s == shown_seed else 0 for s in seeds], color="#888888")),
+                        hovertemplate="seed %{customdata}: %{x:.2f}%<extra>" + title + "</extra>")
+    fig.update_layout(height=90 + 60 * len(models), margin=dict(t=30, b=40, l=10, r=10),
+                      title="Test accuracy of every seed",
+                      xaxis=dict(title="Test accuracy (%)", ticksuffix="%"), yaxis=dict(autorange="reversed"))
+    return fig
+
+
+def cost_chart(costs, colors, axis: str, title: str) -> go.Figure:
+    """Accuracy (mean ± sd over seeds) against one kind of cost, log scale, one labelled point per model."""
+    fig = go.Figure()
+    for (_, row), color in zip(costs.iterrows(), colors):
+        fig.add_scatter(x=[row[axis]], y=[row["Accuracy"]], mode="markers+text", text=[row["Model"]],
+                        textposition="top center", marker=dict(size=16, color=color), showlegend=False,
+                        error_y=dict(type="data", array=[row["Accuracy sd"]], color=color, thickness=2),
+                        hovertemplate=f"{row['Model']}<br>{axis}: %{{x:,.3~g}}<br>accuracy %{{y:.2f}}%<extra></extra>")
+    fig.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10), title=f"Accuracy against cost: {title.lower()}",
+                      xaxis=dict(title=f"{axis} (log scale)", type="log"),
+                      yaxis=dict(title="Test accuracy, mean over seeds (%)", ticksuffix="%"))
+    return fig
+
+
+def reliability_diagram(r, title: str, color: str) -> go.Figure:
+    """Accuracy per confidence bin (``core.stats.Reliability``) against the diagonal of perfect calibration."""
+    centres = (r.edges[:-1] + r.edges[1:]) / 2
+    filled = r.count > 0
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#888888"), hoverinfo="skip",
+                    showlegend=False)
+    fig.add_bar(x=centres[filled], y=r.accuracy[filled], width=(r.edges[1] - r.edges[0]) * 0.9, marker_color=color,
+                customdata=np.stack([r.count[filled], r.confidence[filled]], axis=1), showlegend=False,
+                hovertemplate="confidence %{customdata[1]:.1%}: right %{y:.1%} of %{customdata[0]:,} digits"
+                              "<extra></extra>")
+    fig.update_layout(title=f"{title}<br><sup>ECE {100 * r.ece:.2f}%</sup>", height=340,
+                      margin=dict(t=60, b=10, l=10, r=10), bargap=0,
+                      xaxis=dict(title="Confidence", range=[0, 1], tickformat=".0%"),
+                      yaxis=dict(title="Accuracy", range=[0, 1.02], tickformat=".0%"))
+    return fig

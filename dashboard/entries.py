@@ -6,7 +6,8 @@ the artifacts) and those trained in this session on the Train page, in that orde
 
 A page iterates over entries; it never merges the two origins by hand. What an entry holds is
 read when first asked for (so a page that shows metrics never loads TensorFlow): ``metrics``,
-``history``, ``settings`` (a plain dict), ``predictions``, ``misclassified`` and ``model``.
+``history``, ``settings`` (a plain dict), ``predictions``, ``misclassified``, ``seeds`` (every
+training seed's test figures; a session model has one) and ``model``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from core import MODELS, SPECS, ArtifactError, artifacts
+from core.evaluate import seed_row, seed_table
 from core.settings import to_dict
 from dashboard import cache, session, ui
 
-PARTS = ("metrics", "history", "settings", "predictions", "misclassified", "model")
+PARTS = ("metrics", "history", "settings", "predictions", "misclassified", "seeds", "model")
 
 
 @dataclass(eq=False)
@@ -52,6 +54,7 @@ class ModelEntry:
     settings = property(lambda self: self.get("settings"))
     predictions = property(lambda self: self.get("predictions"))
     misclassified = property(lambda self: self.get("misclassified"))
+    seeds = property(lambda self: self.get("seeds"))
     model = property(lambda self: self.get("model"))
 
     @property
@@ -100,6 +103,9 @@ def of_session() -> list[ModelEntry]:
         job = t.job
         held = {"metrics": job.metrics, "history": job.model.history, "settings": to_dict(job.model.settings),
                 "predictions": job.predictions, "misclassified": job.misclassified, "model": job.model}
+        if job.metrics is not None and job.predictions is not None:
+            held["seeds"] = seed_table(job.model_name, [seed_row(job.settings.train.seed, job.metrics,
+                                                                 job.predictions)])
         out.append(ModelEntry(t.key, job.model_name, f"{t.label} (this session)", t.label, t.color, "session",
                               t.finished, None, t.stopped_early, {k: v for k, v in held.items() if _usable(k, v)}))
     return out
@@ -123,4 +129,20 @@ def listed(*needs: str, among: list[ModelEntry] | None = None) -> list[ModelEntr
                 st.caption(f"{e.title}: not shown here ({err})")
             continue
         out.append(e)
+    return out
+
+
+def seeds_of(shown: list[ModelEntry]) -> list:
+    """Each entry's seeds table, or None where its artifacts predate seeds (one note says how to add them)."""
+    out, missing = [], []
+    for e in shown:
+        try:
+            out.append(e.seeds)
+        except ArtifactError:
+            out.append(None)
+            missing.append(e.title)
+    if missing:
+        st.info(f"No per-seed results for {', '.join(missing)}: these artifacts were made before models were "
+                f"trained with several seeds. Run `{artifacts.RETRAIN}` (5 seeds per model) to see how much of "
+                "each accuracy is the luck of one seed.", icon=":material/info:")
     return out

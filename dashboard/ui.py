@@ -30,9 +30,10 @@ def require_artifacts() -> None:
         st.stop()
 
 
-def show_accuracy_table(entries) -> pd.DataFrame:
-    """The accuracy table of the Home and Results pages, one row per entry (all must have metrics)."""
-    df = compare.accuracy_table([(e.title, e.metrics, e.writeup) for e in entries])
+def show_accuracy_table(entries, seeds: list | None = None) -> pd.DataFrame:
+    """The accuracy table of the Home and Results pages, one row per entry (all must have metrics),
+    with each accuracy's 95% interval and, given each entry's seeds table (or None), the spread over seeds."""
+    df = compare.accuracy_table([(e.title, e.metrics, e.writeup) for e in entries], seeds)
     sizes = [e.metrics.get("test_size") for e in entries]
     test_size = max((int(s) for s in sizes if isinstance(s, (int, float))), default=10_000)
     minutes = df["Training time"].max() >= 120
@@ -40,6 +41,13 @@ def show_accuracy_table(entries) -> pd.DataFrame:
     writeup = {"Write-up": ("Write-up", "%.2f%%", "{:.2f}%", "Test accuracy reported in the original write-up"),
                "Difference": ("vs write-up", "%+.2f pp", "{:+.2f} pp",
                               "Percentage points above (+) or below (-) the write-up")}
+    shown = shown.assign(**{
+        "95% interval": [f"{lo:.2f} – {hi:.2f}%" for lo, hi in zip(df["CI low"], df["CI high"])],
+        "Over seeds": [f"{m:.2f} ± {sd:.2f}% ({k})" if k > 1 else ("one seed" if k == 1 else "—")
+                       for m, sd, k in zip(df["Seed mean"], df["Seed sd"], df["Seeds"])],
+    }).drop(columns=["CI low", "CI high", "Seed mean", "Seed sd", "Seeds"])
+    order = ["Model", "Test accuracy", "95% interval", "Over seeds"]
+    shown = shown[order + [c for c in shown.columns if c not in order]]
     without = df["Write-up"].isna().any()
     if without:  # models trained here have no write-up: those cells read "—", as text
         shown = shown.assign(**{c: [f.format(v) if pd.notna(v) else "—" for v in shown[c]]
@@ -51,7 +59,15 @@ def show_accuracy_table(entries) -> pd.DataFrame:
                           for c, (label, fmt, _, help_) in writeup.items()}
     st.dataframe(shown, hide_index=True, width="stretch", column_config={
         "Model": st.column_config.TextColumn("Model", pinned=True),
-        "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="%.2f%%"),
+        "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="%.2f%%",
+                                                       help="The model shown (trained with the first seed)"),
+        "95% interval": st.column_config.TextColumn(
+            "95% interval", help="Wilson score interval over the test digits: where the accuracy on another "
+            "10,000 digits like these would fall, 19 times out of 20", alignment="right"),
+        "Over seeds": st.column_config.TextColumn(
+            "Mean ± sd over seeds", help="The same model trained with different seeds (weights, batch order, "
+            "augmentation, validation split): how much of the accuracy is luck. In brackets: how many seeds",
+            alignment="right"),
         "Errors": st.column_config.NumberColumn(f"Errors / {test_size:,}", format="localized",
                                                 help="Test digits the model got wrong"),
         "Parameters": st.column_config.NumberColumn("Parameters", format="localized"),
@@ -86,3 +102,23 @@ def artifacts_caption() -> None:
         )
     else:
         st.caption(f"Trained on the full MNIST training set; artifacts created {manifest['created'][:10]}.")
+
+
+def pairs_of(shown, seeds: list) -> list:
+    """``core.compare.pairwise`` for these entries (those with predictions on the same test digits)."""
+    models = []
+    for e, table in zip(shown, seeds):
+        try:
+            models.append((e.key, e.title, e.predictions, table))
+        except ArtifactError:
+            continue  # the page's own checks say so; a pair needs both models' predictions
+    if len(models) < 2 or not compare.same_labels({k: p for k, _, p, _ in models}):
+        return []
+    return compare.pairwise(models)
+
+
+def show_verdicts(pairs) -> None:
+    """Each pair's verdict in words: a winner only where the test and the seeds both support one."""
+    for pair in pairs:
+        icon = ":material/check_circle:" if pair.verdict.winner else ":material/drag_handle:"
+        st.markdown(f"{icon} {pair.verdict.text}")

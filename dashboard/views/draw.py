@@ -112,6 +112,10 @@ if result is not None:
                 for col, e in zip(st.columns(per_row), group[start:start + per_row]):
                     with col:
                         card(e, result["predictions"][e.key])
+        raw = [e.title for e in shown if getattr(e.model, "temperature", None) is None]
+        st.caption("Confidences are calibrated: each model's probabilities are softened or sharpened by the "
+                   "temperature fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST "
+                   "(see Calibration)." + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
         seen, text = st.columns([1, 3], vertical_alignment="center")
         seen.image(digit_image(result["image"], 140), width=140)
         text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "

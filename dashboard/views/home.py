@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import MODELS
+from core import MODELS, stats
 from dashboard import entries, ui
 
 st.title("MNIST: three models, side by side")
@@ -17,7 +17,8 @@ ui.require_artifacts()
 shown = entries.listed("metrics")
 committed = [e for e in shown if e.committed]
 if shown:
-    for col, e in zip(st.columns(len(committed)), committed):  # the cards: the models the write-ups describe
+    seeds = entries.seeds_of(shown)
+    for col, e, table in zip(st.columns(len(committed)), committed, seeds):  # the models the write-ups describe
         m = e.metrics
         diff = 100 * (m["test_accuracy"] - e.writeup)
         col.metric(
@@ -28,16 +29,30 @@ if shown:
             border=True,
             help=f"{m['errors']:,} of {m['test_size']:,} test digits wrong",
         )
+        if table is not None and len(table["seed"]) > 1:
+            mean, sd = stats.mean_sd(table["accuracy"])
+            col.caption(f"{100 * mean:.2f} ± {100 * sd:.2f}% over {len(table['seed'])} seeds; the model shown is "
+                        f"seed {e.settings['train']['seed']}.")
     st.subheader("Accuracy on the 10,000 test digits")
-    ui.show_accuracy_table(shown)
+    ui.show_accuracy_table(shown, seeds)
     ui.artifacts_caption()
+    pairs = ui.pairs_of(committed, seeds[:len(committed)])
+    if pairs:
+        st.subheader("Is the ranking real?")
+        st.caption("Each pair of models on the same test digits (McNemar's exact test) and over every training seed "
+                   "(a permutation test): a model is called better only when both agree that the difference "
+                   "is not luck.")
+        ui.show_verdicts(pairs)
 
 st.subheader("Explore")
 LINKS = [
     ("views/dataset.py", "Dataset", ":material/grid_view:", "Sample digits, class balance and the average digit."),
     ("views/training_curves.py", "Training", ":material/show_chart:", "Loss and accuracy per epoch, epoch times, "
      "settings."),
-    ("views/results.py", "Results", ":material/leaderboard:", "Per-digit accuracy, confusion matrices, agreement."),
+    ("views/results.py", "Results", ":material/leaderboard:", "Seeds and significance, per-digit accuracy, "
+     "confusions, agreement, cost."),
+    ("views/calibration.py", "Calibration", ":material/speed:", "When a model says 99%, is it right 99% of the "
+     "time?"),
     ("views/misclassified.py", "Misclassified", ":material/image_search:", "Every test digit a model got wrong."),
     ("views/draw.py", "Draw", ":material/draw:", "Draw a digit and watch all three models read it."),
     ("views/beyond.py", "Beyond MNIST", ":material/public:", "Handwriting from other people: pen strokes and "
@@ -45,8 +60,8 @@ LINKS = [
     ("views/train_a_model.py", "Train", ":material/model_training:", "Train a model yourself and watch it learn."),
     ("views/inside.py", "Inside", ":material/neurology:", "Activations, saliency, weights and robustness."),
 ]
-for row in (LINKS[:4], LINKS[4:]):  # two rows: eight cards in one are too narrow to read
-    for col, (page, label, icon, text) in zip(st.columns(4), row):
+for row in (LINKS[:5], LINKS[5:]):  # two rows: nine cards in one are too narrow to read
+    for col, (page, label, icon, text) in zip(st.columns(5), row):
         with col.container(border=True, height="stretch"):
             st.page_link(page, label=label, icon=icon)
             st.caption(text)
