@@ -33,11 +33,12 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory, mnist):
-    """All three models trained for two epochs on 2,000 images: a complete artifacts folder, fast."""
+    """All three models trained for two epochs on 2,000 images, with two seeds each in two worker
+    processes (the committed artifacts' path): a complete artifacts folder, fast."""
     from core.train import train
 
     out = tmp_path_factory.mktemp("artifacts")
-    train(list(__import__("core").MODELS), epochs=2, subset=2000, out=out, log=lambda s: None)
+    train(list(__import__("core").MODELS), epochs=2, subset=2000, out=out, log=lambda s: None, seeds=2, jobs=2)
     return out
 
 

@@ -18,7 +18,7 @@ from core import SPECS
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "dashboard" / "Home.py")
-PAGES = ["home", "dataset", "training", "results", "misclassified", "draw"]
+PAGES = ["home", "dataset", "training", "results", "calibration", "misclassified", "draw"]
 FILES = {"training": "training_curves", "train": "train_a_model"}  # page -> views/ file, where they differ
 TITLES = {name: spec.title for name, spec in SPECS.items()}
 RETRAIN = "python -m core.train"
@@ -88,7 +88,8 @@ def test_home_table_and_cards_come_from_the_artifacts(artifacts):
     for name, title in TITLES.items():
         assert cards[title] == f"{100 * metrics_of(artifacts, name)['test_accuracy']:.2f}%"
     links = {link.proto.label for link in at.get("page_link")}
-    assert links == {"Dataset", "Training", "Results", "Misclassified", "Draw", "Beyond MNIST", "Train", "Inside"}
+    assert links == {"Dataset", "Training", "Results", "Calibration", "Misclassified", "Draw", "Beyond MNIST", "Train",
+                     "Inside"}
     assert "quick run" in texts(at.warning)  # the tiny artifacts are a subset run, and the page says so
 
 

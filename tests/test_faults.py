@@ -71,7 +71,7 @@ def _train_and_kill(out: Path, sig: int, marker: str, delay: float):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--subset", str(KILL_SUBSET), "--epochs", "1",
-         "--out", str(out)],
+         "--seeds", "1", "--out", str(out)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -16,7 +16,7 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 def test_cli_help():
     out = subprocess.run([sys.executable, "-m", "core.train", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0
-    for flag in ("--models", "--epochs", "--subset", "--data-dir", "--out", "--seed", "--no-augment",
+    for flag in ("--models", "--epochs", "--subset", "--data-dir", "--out", "--seed", "--seeds", "--jobs", "--no-augment",
                  "--rotate", "--shear", "--scale", "--shift", "--stroke"):
         assert flag in out.stdout
 
@@ -40,13 +40,15 @@ def test_cli_bad_data_dir_is_a_clear_error(tmp_path):
 
 def test_cli_tiny_run_writes_every_artifact(tmp_path, mnist):
     out = subprocess.run(
-        [sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--subset", "500", "--epochs", "1", "--out", str(tmp_path)],
+        [sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--subset", "500", "--epochs", "1", "--seeds", "1",
+         "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stderr
     assert "epoch  1" in out.stdout and "test accuracy" in out.stdout
     names = {p.name for p in (tmp_path / "numpy_mlp").iterdir()}
-    assert names == {"settings.json", "history.json", "weights.npz", "metrics.json", "predictions.npz", "misclassified.npz"}
+    assert names == {"settings.json", "history.json", "weights.npz", "metrics.json", "predictions.npz", "misclassified.npz",
+                     "seeds.npz"}
     manifest = artifacts.read("manifest", folder=tmp_path)
     assert manifest["models"]["numpy_mlp"]["subset"] == 500 and len(manifest["data_checksum"]) == 64
     saved = artifacts.read("settings", "numpy_mlp", tmp_path)["settings"]["train"]
