@@ -171,6 +171,12 @@ def check_manifest(m, name: str | None = None) -> None:
     _number(m, "seed", 0, integer=True)
     _need(isinstance(m.get("data_checksum"), str), "'data_checksum' is missing or not text")
     _need(isinstance(m.get("versions"), dict), "'versions' is not an object")
+    run = m.get("run")  # the last training command: absent before multi-seed runs
+    if run is not None:
+        _need(isinstance(run, dict), "'run' is not an object")
+        _number(run, "seeds", 1, integer=True)
+        _number(run, "jobs", 1, integer=True)
+        _number(run, "seconds", 0)
     runs = m.get("models", {})
     _need(isinstance(runs, dict), "'models' is not an object")
     for model, run in runs.items():

@@ -82,6 +82,7 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
     out = artifacts.check_out(artifacts.artifacts_dir(out))  # refuse a wrong --out before an hour of work
+    began = time.perf_counter()
     data = load_mnist(data_dir)
     choices = {"epochs": epochs, "subset": subset, "data_dir": data_dir, "augment": augment,
                "augmentation": augmentation}
@@ -113,6 +114,8 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
             "seed": seed,
             "data_checksum": checksum(data),
             "versions": versions(),
+            "run": {"models": list(names), "seeds": seeds, "jobs": jobs or (1 if seeds == 1 else default_jobs()),
+                    "seconds": round(time.perf_counter() - began, 1), "cpus": os.cpu_count()},
         }
         artifacts.write("manifest", manifest, stage)
     log(f"\nartifacts written to {out}")

@@ -341,7 +341,7 @@ def test_corrupt_file_is_named_with_the_command(page, damaged, content, own_arti
 
 
 def test_pages_other_than_draw_never_import_tensorflow(tiny_artifacts):
-    """AppTest runs in-process, so this runs the five pages in a fresh interpreter and looks at
+    """AppTest runs in-process, so this runs the pages in a fresh interpreter and looks at
     sys.modules after each; then the Draw page, which must import it (the check can fail)."""
     script = f"""
 import json, sys
@@ -349,7 +349,7 @@ sys.path[:0] = [{str(ROOT)!r}]
 from streamlit.testing.v1 import AppTest
 seen = {{}}
 files = {FILES!r}
-for page in ["home", "dataset", "training", "results", "misclassified", "draw"]:
+for page in {PAGES!r}:
     at = AppTest.from_file({HOME!r}, default_timeout=120).run()
     if page != "home":
         at.switch_page(f"views/{{files.get(page, page)}}.py").run()

@@ -217,7 +217,9 @@ def recorded_training(manifest: dict, folder: Path) -> dict:
     for name in manifest.get("models", {}):
         m = artifacts.read("metrics", name, folder)
         out[name] = {"seconds": float(m["train_seconds"]), "epochs": int(m["epochs"]), "images": int(m["train_size"])}
-    return {"models": out, "total_s": sum(v["seconds"] for v in out.values())}
+    run = manifest.get("run") or {}  # the whole command's wall time; absent before multi-seed runs
+    return {"models": out, "total_s": sum(v["seconds"] for v in out.values()), "run_s": run.get("seconds"),
+            "seeds": run.get("seeds", 1), "jobs": run.get("jobs", 1)}
 
 
 def mlp_train_flops_per_image(hidden: int = HIDDEN) -> int:
@@ -457,8 +459,13 @@ def format_table(r: dict) -> str:
                  f"{a['threads_1_s']:.2f} s (1 thread)", f"{a['threads_1_s'] / a['threads_2_s']:.2f}x as fast"))
     ft = r["full_training"]
     each = ", ".join(f"{k} {v['seconds']:.0f} s ({v['epochs']} epochs)" for k, v in ft["models"].items())
-    rows.append(("Full training as recorded in the artifacts (core.train)", f"{ft['total_s']:.0f} s: {each}",
-                 "budget 300 s", f"{ft['total_s'] / 300:.0%} of it"))
+    if ft.get("run_s"):
+        rows.append((f"Full training run as recorded (core.train, {ft['seeds']} seeds, {ft['jobs']} workers)",
+                     f"{ft['run_s'] / 60:.1f} min; kept models: {each}", "budget 15 min",
+                     f"{ft['run_s'] / 900:.0%} of it"))
+    else:
+        rows.append(("Full training as recorded in the artifacts (core.train)", f"{ft['total_s']:.0f} s: {each}",
+                     "budget 300 s", f"{ft['total_s'] / 300:.0%} of it"))
     lat = r["latency"]
     rows.append(("Single image, preprocess + 3 models: p50", f"{lat['p50_ms']:.1f} ms",
                  f"model.predict per image {lat['baseline_p50_ms']:.1f} ms", f"{lat['baseline_over_p50']:.1f}x faster"))

@@ -16,7 +16,7 @@ from tools import browser
 
 OUT = browser.ROOT / "dashboard" / "screenshots"
 # url path -> file name; "" is the home page
-PAGES = {"": "home", "dataset": "dataset", "training": "training", "results": "results",
+PAGES = {"": "home", "dataset": "dataset", "training": "training", "results": "results", "calibration": "calibration",
          "misclassified": "misclassified", "draw": "draw", "beyond": "beyond", "train": "train", "inside": "inside"}
 
 
