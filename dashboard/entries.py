@@ -103,11 +103,12 @@ def of_session() -> list[ModelEntry]:
         job = t.job
         held = {"metrics": job.metrics, "history": job.model.history, "settings": to_dict(job.model.settings),
                 "predictions": job.predictions, "misclassified": job.misclassified, "model": job.model}
-        if job.metrics is not None and job.predictions is not None:
-            held["seeds"] = seed_table(job.model_name, [seed_row(job.settings.train.seed, job.metrics,
-                                                                 job.predictions)])
+        held = {k: v for k, v in held.items() if _usable(k, v)}
+        if "metrics" in held and "predictions" in held:  # one seed: the run itself
+            held["seeds"] = seed_table(job.model_name, [seed_row(job.model.settings.train.seed, held["metrics"],
+                                                                 held["predictions"])])
         out.append(ModelEntry(t.key, job.model_name, f"{t.label} (this session)", t.label, t.color, "session",
-                              t.finished, None, t.stopped_early, {k: v for k, v in held.items() if _usable(k, v)}))
+                              t.finished, None, t.stopped_early, held))
     return out
 
 
