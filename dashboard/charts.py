@@ -169,7 +169,10 @@ def reliability_diagram(r, title: str, color: str) -> go.Figure:
     fig = go.Figure()
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dash", color="#888888"), hoverinfo="skip",
                     showlegend=False)
+    # faint where a bin holds few digits: one digit right or wrong makes a 0% or 100% bar that means little
+    strength = np.clip(0.25 + 0.25 * np.log10(np.maximum(r.count[filled], 1)), 0.25, 1.0)
     fig.add_bar(x=centres[filled], y=r.accuracy[filled], width=(r.edges[1] - r.edges[0]) * 0.9, marker_color=color,
+                marker_opacity=strength,
                 customdata=np.stack([r.count[filled], r.confidence[filled]], axis=1), showlegend=False,
                 hovertemplate="confidence %{customdata[1]:.1%}: right %{y:.1%} of %{customdata[0]:,} digits"
                               "<extra></extra>")
