@@ -30,6 +30,7 @@ class Augment:
     scale: float = 0.12  # max relative size change either way
     shift: float = 2.0  # max translation, pixels either way
     stroke: float = 0.5  # probability of thickening or thinning the strokes by one pixel
+    styles: float = 0.0  # probability that a 0, 1 or 7 is shown slashed, flagged or crossed (core.styles)
 
 
 def _draw(n: int, rng: np.random.Generator, a: Augment) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,7 @@ from core.data import Split
 from core.metrics import accuracy, cross_entropy
 from core.settings import from_dict, to_dict
 from core.stats import ece, fit_temperature, nll, temper
+from core.styles import styled_pool
 
 SETTINGS_FILE = "settings.json"
 HISTORY_FILE = "history.json"
@@ -149,10 +150,18 @@ class Classifier:
         t = self.settings.train
         rng = np.random.default_rng(t.seed + 1 + len(self.history))
         self._stopped = False
+        styles = t.augment and t.augmentation.styles > 0
+        if styles:  # one styled copy of each 0, 1 and 7, drawn once; each epoch shows a share of them
+            styled_at, styled = styled_pool(train.x, train.y, t.seed)
         for epoch in range(t.epochs):
             lr = cosine_lr(t.lr, epoch, t.epochs)
             start = time.perf_counter()
-            x = augment(train.x, rng, t.augmentation) if t.augment else train.x
+            x = train.x
+            if styles:
+                pick = rng.random(len(styled_at)) < t.augmentation.styles
+                x = x.copy()
+                x[styled_at[pick]] = styled[pick]
+            x = augment(x, rng, t.augmentation) if t.augment else x
             loss, acc = self.train_epoch(x, train.y, lr, rng, on_batch)
             seconds = time.perf_counter() - start
             p = self.predict_proba(val.x)

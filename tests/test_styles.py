@@ -1,0 +1,96 @@
+"""The handwriting styles added to MNIST training digits (core.styles): each adds its stroke where a
+person would, and nowhere else; shapes, range and determinism hold; training uses them when asked."""
+
+import numpy as np
+import pytest
+
+from core.data import scale
+from core.styles import STYLES, cross_seven, flag_one, restyle, slash_zero, styled_pool
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    (x, y), _ = mnist
+    return scale(x[:2000]), y[:2000]
+
+
+def first(digits, d, k=20):
+    x, y = digits
+    return x[np.flatnonzero(y == d)[:k]]
+
+
+def added(before, after):
+    return (after - before) > 0.3
+
+
+@pytest.mark.parametrize("d", sorted(STYLES))
+def test_styles_keep_shape_range_and_are_deterministic(digits, d):
+    for x in first(digits, d, 10):
+        a = restyle(x, d, np.random.default_rng(5))
+        b = restyle(x, d, np.random.default_rng(5))
+        assert a.shape == (28, 28) and a.dtype == np.float32
+        assert a.min() >= 0 and a.max() <= 1
+        np.testing.assert_array_equal(a, b)
+        assert (a >= x - 1e-6).all()  # a stroke is added, nothing is erased
+        assert added(x, a).sum() >= 3  # and it is really there
+
+
+def test_other_digits_are_left_alone(digits):
+    x, y = digits
+    for i in np.flatnonzero(~np.isin(y, list(STYLES)))[:30]:
+        np.testing.assert_array_equal(restyle(x[i], y[i], np.random.default_rng(0)), x[i])
+
+
+def test_the_slash_crosses_the_zeros_centre(digits):
+    for x in first(digits, 0):
+        rows, cols = np.nonzero(x > 0.3)
+        cy, cx = (rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2
+        new = added(x, slash_zero(x, np.random.default_rng(1)))
+        r, c = np.nonzero(new)
+        assert np.min(np.hypot(r - cy, c - cx)) <= 1.5  # through the middle, where a zero has no ink
+        assert new[int(rows.max()) - 3:, :int(cx)].any() and new[:int(rows.min()) + 4, int(cx):].any()  # below-left to above-right
+
+
+def test_the_crossbar_crosses_the_sevens_stem(digits):
+    for x in first(digits, 7):
+        rows, _ = np.nonzero(x > 0.3)
+        top, bottom = rows.min(), rows.max()
+        new = added(x, cross_seven(x, np.random.default_rng(2)))
+        r, c = np.nonzero(new)
+        assert top + 0.35 * (bottom - top) <= r.mean() <= top + 0.75 * (bottom - top)  # near half height
+        assert np.ptp(c) > np.ptp(r)  # across, not along, the stem
+        stem = np.nonzero(x[int(r.mean() + 0.5)] > 0.3)[0]
+        assert c.min() < stem.mean() < c.max()  # on both sides of the stem
+
+
+def test_the_flag_starts_at_the_top_of_the_one(digits):
+    for x in first(digits, 1):
+        rows, cols = np.nonzero(x > 0.3)
+        new = added(x, flag_one(x, np.random.default_rng(3)))
+        r, c = np.nonzero(new)
+        flag = r < rows.min() + 0.5 * (rows.max() - rows.min())
+        assert flag.any()
+        assert c[flag].min() < cols[rows <= rows.min() + 1].mean()  # it reaches out to the left of the top
+
+
+def test_the_pool_styles_only_those_digits_and_training_uses_it(digits, monkeypatch):
+    x, y = digits
+    index, images = styled_pool(x, y, seed=0)
+    assert set(np.unique(y[index])) == set(STYLES)
+    assert images.shape == (len(index), 28, 28)
+    import core.models.base as base
+    from core.augment import Augment
+    from core.data import Split
+    from core.models import model_class
+    from core.settings import with_training
+
+    seen = []
+    real = base.augment
+    monkeypatch.setattr(base, "augment", lambda xs, rng, a=Augment(): seen.append(xs) or real(xs, rng, a))
+    model = model_class("numpy_mlp")(with_training(model_class("numpy_mlp").Settings(), epochs=1,
+                                                   augmentation=Augment(styles=1.0)))
+    model.fit(Split(x, y), Split(x[:100], y[:100]))
+    shown = seen[0]
+    np.testing.assert_array_equal(shown[index], images)  # with styles=1 every 0, 1 and 7 is shown styled
+    others = np.setdiff1d(np.arange(len(x)), index)
+    np.testing.assert_array_equal(shown[others], x[others])
