@@ -60,6 +60,7 @@ SAVES_PER_SESSION = 100  # drawings one session may keep
 ROWS_PER_COLLECTION = 20_000  # drawings in one collection (about 1 kB each)
 PAGE_LIMIT = 200  # most drawings one page() call returns
 MAX_MODELS = 8  # answers stored per drawing
+WAIT_S = 10.0  # how long a save waits for another writer's lock before it says the database is busy
 
 NAME_MAX = 32
 _NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
@@ -182,8 +183,12 @@ def check_answers(answers) -> dict[str, tuple[int, np.ndarray]]:
         except BadDrawing as e:
             raise BadDrawing(f"{name}: {e}") from None
         try:  # the length first: a huge list is refused before it is converted
-            if len(probs) != 10:
-                raise BadDrawing(f"{name}: ten probabilities are needed, not {len(probs)}.")
+            size = len(probs)
+        except TypeError:
+            size = None
+        if size != 10:
+            raise BadDrawing(f"{name}: ten probabilities are needed, not {size if size is not None else 'one'}.")
+        try:
             p = np.asarray(probs, dtype=np.float64)
         except (TypeError, ValueError):
             raise BadDrawing(f"{name}: the probabilities must be ten numbers.") from None
@@ -259,6 +264,7 @@ def _sqlite_connect(dbapi_connection, _record) -> None:
     dbapi_connection.isolation_level = None  # SQLAlchemy's BEGIN below, not the driver's own
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute(f"PRAGMA busy_timeout = {int(WAIT_S * 1000)}")  # a PRAGMA takes no parameter: an int of ours
     cursor.close()
 
 
@@ -395,8 +401,9 @@ class Store:
                 elif self.postgres:
                     conn.execution_options(isolation_level="REPEATABLE READ")  # one snapshot for the page
                 with conn.begin():
-                    if self.postgres:
-                        conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
+                    if self.postgres:  # SET LOCAL lock_timeout, as a bound parameter
+                        conn.execute(sa.text("SELECT set_config('lock_timeout', :ms, true)"),
+                                     {"ms": f"{int(WAIT_S * 1000)}ms"})
                     yield conn
         except DrawingsError:
             raise
