@@ -396,3 +396,54 @@ def test_collection_page_ten_thousand(app_artifacts, ten_thousand, monkeypatch):
     wrong = sum(r[2]["lenet"]["digit"] != r[0] for r in rows)
     assert f"**{wrong:,}** of the 10,000 drawings" in texts(at.markdown)
     assert 0 < len(cards(at)) <= 24
+
+
+# --- the other ways to name the database -------------------------------------------------------------------
+def test_save_and_undo_on_postgresql(app_artifacts, postgres_url, monkeypatch):
+    """The same flow through st.connection on a real PostgreSQL server, and the page reading it back."""
+    monkeypatch.setenv(drawings.ENV_VAR, postgres_url)
+    (png1, _), (png2, _) = digits(app_artifacts, 2)
+    at = upload(draw_page({"collection": "room-pg"}), png1)
+    next(b for b in at.button if b.label.startswith("Yes")).click().run()
+    assert_clean(at)
+    upload(at, png2)
+    at.pills(key="drawings_fix").set_value(8).run()
+    at.button(key="drawings_fix_save").click().run()
+    engine = engine_for(postgres_url)
+    store = Store(engine)
+    assert store.count("room-pg") == 2 and store.page("room-pg")[0].label == 8
+    at.button(key="drawings_undo").click().run()
+    assert_clean(at)
+    assert store.count("room-pg") == 1
+    at.switch_page("views/collection.py").run()
+    assert_clean(at)
+    assert not at.error and next(m.value for m in at.metric if m.label == "Drawings") == "1"
+    assert len(cards(at)) == 1
+    engine.dispose()
+
+
+def test_database_from_the_secrets(app_artifacts, tmp_path, monkeypatch):
+    """No $DRAWINGS_DB_URL: [connections.drawings] in the secrets names the database."""
+    import streamlit.connections.base_connection as base
+    from streamlit.runtime.secrets import Secrets
+
+    monkeypatch.delenv(drawings.ENV_VAR, raising=False)
+    url = f"sqlite:///{tmp_path / 'from-secrets.sqlite'}"
+    secrets = {"connections": {"drawings": {"url": url}}}
+    # at.secrets reaches st.secrets but not st.connection, which reads Streamlit's own secrets object: both get them.
+    loaded = Secrets()
+    loaded._secrets = secrets
+    monkeypatch.setattr(base, "secrets_singleton", loaded)
+    png, _ = digits(app_artifacts, 1)[0]
+    at = AppTest.from_file(HOME, default_timeout=120)
+    at.secrets.update(secrets)
+    at.run()
+    at.switch_page("views/draw.py").run()
+    at.segmented_control(key="source").set_value("Upload an image").run()
+    upload(at, png)
+    next(b for b in at.button if b.label.startswith("Yes")).click().run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    engine = engine_for(url)
+    assert Store(engine).count("default") == 1
+    engine.dispose()

@@ -1,24 +1,15 @@
 """core.drawings against real databases: a SQLite file in tmp_path and a throwaway PostgreSQL server.
 
-The PostgreSQL server is Debian's (`apt-get install postgresql`; `.ci/run` installs it), started with
-initdb and pg_ctl in a temporary folder on a free local port, as an ordinary user when we are root
-(PostgreSQL refuses to run as root). Without PostgreSQL its tests are skipped, except in CI (env CI set),
+The PostgreSQL server is conftest's ``postgres_server``: Debian's, started with initdb and pg_ctl in a
+temporary folder on a free local port. Without PostgreSQL its tests are skipped, except in CI (env CI set),
 where that is a failure.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,96 +26,6 @@ from core.drawings import (
 )
 
 MODELS = ("keras_mlp", "lenet", "numpy_mlp")
-
-
-# --- a throwaway PostgreSQL server ---------------------------------------------------------------------
-def postgres_bin() -> Path | None:
-    """Debian's newest PostgreSQL (/usr/lib/postgresql/N/bin), else initdb on the PATH."""
-    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").is_file() and p.parent.name.isdigit()]
-    if found:
-        return max(found, key=lambda p: int(p.parent.name))
-    initdb = shutil.which("initdb")
-    return Path(initdb).resolve().parent if initdb else None
-
-
-def server_account() -> tuple[int, int] | None:
-    """(uid, gid) to run the server as: None when we are not root; else Debian's postgres, else nobody,
-    else a system account made for it."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody", "mnist-pg-test"):
-        try:
-            pw = pwd.getpwnam(name)
-            return pw.pw_uid, pw.pw_gid
-        except KeyError:
-            continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "mnist-pg-test"],
-                   check=True, capture_output=True)
-    pw = pwd.getpwnam("mnist-pg-test")
-    return pw.pw_uid, pw.pw_gid
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    """The URL of a PostgreSQL superuser on a fresh server (trust authentication on 127.0.0.1 only)."""
-    bindir = postgres_bin()
-    if bindir is None:
-        reason = "PostgreSQL is not installed: apt-get install -y postgresql"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason} (CI is set, so these tests must run)")
-        pytest.skip(reason)
-    account = server_account()
-    # Not tmp_path: pytest makes that 0700 for root, out of the server account's reach.
-    folder = Path(tempfile.mkdtemp(prefix="mnist-pg-"))
-    as_user = {}
-    if account is not None:
-        os.chown(folder, *account)
-        as_user = {"user": account[0], "group": account[1], "extra_groups": []}
-    env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(folder), "LC_ALL": "C", "TZ": "UTC"}
-
-    def run(*args, **kwargs):
-        return subprocess.run([str(bindir / args[0]), *args[1:]], cwd=folder, env=env, capture_output=True, text=True,
-                              timeout=120, **as_user, **kwargs)
-
-    data = folder / "data"
-    out = run("initdb", "-D", str(data), "-U", "mnist", "--auth=trust", "--encoding=UTF8", "--no-sync")
-    assert out.returncode == 0, f"initdb failed:\n{out.stdout}\n{out.stderr}"
-    for _ in range(3):  # another process may take the free port between finding it and binding it
-        port = free_port()
-        options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
-                   "-c max_connections=60")
-        out = run("pg_ctl", "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "-t", "60", "start")
-        if out.returncode == 0:
-            break
-    else:
-        log = (folder / "server.log").read_text(errors="replace")[-3000:]
-        pytest.fail(f"PostgreSQL did not start:\n{out.stdout}\n{out.stderr}\n{log}")
-    try:
-        yield f"postgresql+psycopg://mnist@127.0.0.1:{port}/postgres"
-    finally:
-        run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def postgres_url(postgres_server):
-    """A fresh, empty database on the throwaway server, dropped after the test."""
-    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))  # a name of ours: identifiers cannot be bound
-    try:
-        yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -530,6 +431,8 @@ def test_sqlite_down(tmp_path):
 
 
 def test_postgres_down():
+    from tools.browser import free_port
+
     store = Store(engine_for(f"postgresql+psycopg://mnist@127.0.0.1:{free_port()}/none",
                              connect_args={"connect_timeout": 3}))
     with pytest.raises(StoreUnavailable, match="cannot be reached") as e:
