@@ -57,7 +57,8 @@ DEFAULT_COLLECTION = "default"
 # Limits that protect a shared server (read when used, so a deployment or a test may change them).
 SAVES_PER_MINUTE = 10  # per browser session
 SAVES_PER_SESSION = 100  # drawings one session may keep
-ROWS_PER_COLLECTION = 20_000  # drawings in one collection (about 1 kB each)
+ROWS_PER_COLLECTION = 20_000  # drawings in one collection (about 1.3 kB each with three answers)
+ROWS_IN_ALL = 200_000  # drawings in the whole database, all collections together (new names cost nothing)
 PAGE_LIMIT = 200  # most drawings one page() call returns
 MAX_MODELS = 8  # answers stored per drawing
 WAIT_S = 10.0  # how long a save waits for another writer's lock before it says the database is busy
@@ -479,6 +480,10 @@ class Store:
                 .returning(collections.c.size)).scalar()
             if size is None:
                 raise LimitReached(self._full_message(name))
+            everywhere = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(collections.c.size), 0))).scalar()
+            if everywhere > ROWS_IN_ALL:  # this save's rows are counted already
+                raise LimitReached(f"The drawings database is full: it holds at most {ROWS_IN_ALL:,} drawings in "
+                                   "all. Ask the operator to export and purge old collections.")
             ids = conn.execute(
                 drawings.insert().returning(drawings.c.id, sort_by_parameter_order=True),
                 [{"collection": name, "label": label, "image": image.tobytes(), "created": now}

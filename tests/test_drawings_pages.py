@@ -447,3 +447,46 @@ def test_database_from_the_secrets(app_artifacts, tmp_path, monkeypatch):
     engine = engine_for(url)
     assert Store(engine).count("default") == 1
     engine.dispose()
+
+
+def test_your_digits_page_never_imports_tensorflow(best_artifacts, tmp_path):
+    """Like every page but Draw: only aggregates and pictures, no models (a fresh interpreter, as AppTest
+    runs in-process)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder, _ = best_artifacts
+    url = f"sqlite:///{tmp_path / 'd.sqlite'}"
+    Store(engine_for(url)).save("default", 1, np.zeros((28, 28), np.uint8),
+                                {"lenet": {"digit": 1, "probs": np.eye(10)[1]}})
+    script = f"""
+import json, sys
+sys.path[:0] = [{str(ROOT)!r}]
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({HOME!r}, default_timeout=120).run()
+at.switch_page("views/collection.py").run()
+assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+assert [m.value for m in at.metric if m.label == "Drawings"] == ["1"]
+print(json.dumps(sorted(m for m in ("tensorflow", "keras") if m in sys.modules)))
+"""
+    env = {**os.environ, "MNIST_ARTIFACTS": str(folder), drawings.ENV_VAR: url}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_drawings_benchmark_runs(best_artifacts):
+    """``python -m tools.bench_drawings`` end to end on a small collection: every figure there and sane (no
+    timing thresholds: timings belong to the benchmark's own report)."""
+    from tools import bench_drawings
+
+    folder, _ = best_artifacts
+    r = bench_drawings.run(n=300, artifacts=folder, log=lambda s: None)
+    assert r["page"]["problems"] == [] and r["page"]["cards"] == 24 and r["page"]["drawings_shown"] == "300"
+    assert r["page"]["first_s"] > 0 and r["page"]["rerun_median_s"] > 0
+    [c] = r["concurrent"]
+    assert c["stored"] == c["saved"] == c["distinct_ids"] == c["distinct_images"] == c["summary_count"] == 100
+    assert not c["errors"] and c["wall_s"] > 0
+    assert "| Collection page, AppTest, first run |" in bench_drawings.format_table(r)

@@ -210,6 +210,17 @@ def test_twenty_sessions_saving_at_once(store, request):
     assert table_counts(store.engine) == {"drawings": 100, "answers": 300, "sizes": 100}
 
 
+def test_limit_on_the_whole_database(store, monkeypatch):
+    monkeypatch.setattr(drawings, "ROWS_IN_ALL", 3)
+    rng = np.random.default_rng(8)
+    for name in ("a", "b", "c"):
+        store.save(name, 1, image_for(1), answers_for({"lenet": 1}, rng))
+    with pytest.raises(LimitReached, match="at most 3 drawings in all"):
+        store.save("d", 1, image_for(1), answers_for({"lenet": 1}, rng))
+    assert table_counts(store.engine) == {"drawings": 3, "answers": 3, "sizes": 3}
+    assert [n for n, _ in store.collections()] == ["a", "b", "c"]
+
+
 def test_collection_limit_is_exact_under_concurrency(url):
     engine = engine_for(url)
     try:
