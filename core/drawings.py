@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "data" / "drawings.sqlite"
@@ -499,9 +500,9 @@ class Store:
 
     def _add_collection(self, conn, name: str, now) -> None:
         values = {"name": name, "size": 0, "created": now}
-        if self.engine.dialect.name in ("sqlite", "postgresql"):
-            dialect = __import__(f"sqlalchemy.dialects.{self.engine.dialect.name}", fromlist=["insert"])
-            conn.execute(dialect.insert(collections).values(**values).on_conflict_do_nothing())
+        upsert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(self.engine.dialect.name)
+        if upsert is not None:
+            conn.execute(upsert(collections).values(**values).on_conflict_do_nothing())
             return
         exists = conn.execute(sa.select(collections.c.name).where(collections.c.name == name)).first()
         if exists is None:
