@@ -25,6 +25,7 @@ PAGES = [
     st.Page(VIEWS / "misclassified.py", title="Misclassified", icon=":material/image_search:",
             url_path="misclassified"),
     st.Page(VIEWS / "draw.py", title="Draw", icon=":material/draw:", url_path="draw"),
+    st.Page(VIEWS / "collection.py", title="Your digits", icon=":material/collections:", url_path="collection"),
     st.Page(VIEWS / "beyond.py", title="Beyond MNIST", icon=":material/public:", url_path="beyond"),
     st.Page(VIEWS / "train_a_model.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page(VIEWS / "inside.py", title="Inside", icon=":material/neurology:", url_path="inside"),

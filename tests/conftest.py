@@ -126,3 +126,106 @@ def chromium():
             pytest.fail(f"{reason} (CI is set, so this test must run)")
         pytest.skip(reason)
     return CHROMIUM
+
+
+# --- a throwaway PostgreSQL server (the saved drawings' tests) --------------------------------------------
+def postgres_bin() -> Path | None:
+    """Debian's newest PostgreSQL (/usr/lib/postgresql/N/bin), else the folder of initdb on the PATH."""
+    import shutil
+
+    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "initdb").is_file() and p.parent.name.isdigit()]
+    if found:
+        return max(found, key=lambda p: int(p.parent.name))
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+def postgres_account() -> tuple[int, int] | None:
+    """(uid, gid) to run the server as, since PostgreSQL refuses root: None when we are not root; else
+    Debian's postgres account, else nobody, else a system account made for it."""
+    import pwd
+    import subprocess
+
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody", "mnist-pg-test"):
+        try:
+            pw = pwd.getpwnam(name)
+            return pw.pw_uid, pw.pw_gid
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "mnist-pg-test"],
+                   check=True, capture_output=True)
+    pw = pwd.getpwnam("mnist-pg-test")
+    return pw.pw_uid, pw.pw_gid
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A fresh PostgreSQL server: initdb and pg_ctl in a temporary folder, on a free port of 127.0.0.1 (trust
+    authentication there only), stopped and deleted at the end; yields its superuser's URL. PostgreSQL not
+    installed: a skip, except in CI (env CI set), where it fails."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tools.browser import free_port
+
+    bindir = postgres_bin()
+    if bindir is None:
+        reason = "PostgreSQL is not installed: apt-get install -y postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so these tests must run)")
+        pytest.skip(reason)
+    account = postgres_account()
+    folder = Path(tempfile.mkdtemp(prefix="mnist-pg-"))  # not tmp_path: pytest makes that 0700, out of reach
+    as_user = {}
+    if account is not None:
+        os.chown(folder, *account)
+        as_user = {"user": account[0], "group": account[1], "extra_groups": []}
+    env = {"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(folder), "LC_ALL": "C", "TZ": "UTC"}
+
+    def run(program, *args):
+        return subprocess.run([str(bindir / program), *args], cwd=folder, env=env, capture_output=True, text=True,
+                              timeout=120, **as_user)
+
+    data = folder / "data"
+    out = run("initdb", "-D", str(data), "-U", "mnist", "--auth=trust", "--encoding=UTF8", "--no-sync")
+    if out.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"initdb failed:\n{out.stdout}\n{out.stderr}")
+    for _ in range(3):  # another process may take the free port between finding it and binding it
+        port = free_port()
+        options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off "
+                   "-c max_connections=60")
+        out = run("pg_ctl", "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "-t", "60", "start")
+        if out.returncode == 0:
+            break
+    else:
+        log = (folder / "server.log").read_text(errors="replace")[-3000:]
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start:\n{out.stdout}\n{out.stderr}\n{log}")
+    try:
+        yield f"postgresql+psycopg://mnist@127.0.0.1:{port}/postgres"
+    finally:
+        run("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty database on the throwaway server, dropped (connections and all) after the test."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))  # a name of ours: identifiers cannot be bound
+    try:
+        yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

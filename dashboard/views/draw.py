@@ -121,3 +121,9 @@ if result is not None:
         text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "
                       "pixels, centred by its centre of mass in a 28×28 frame and its stroke evened out: the "
                       "recipe used to make MNIST, so a drawing looks like the digits the models learnt from.")
+
+if result is not None and source != "Test-set example":  # the visitor's own digit: offer to save it
+    from dashboard import collect
+
+    with right:
+        collect.offer(result, [e for e in shown if e.committed])
