@@ -88,8 +88,8 @@ def test_home_table_and_cards_come_from_the_artifacts(artifacts):
     for name, title in TITLES.items():
         assert cards[title] == f"{100 * metrics_of(artifacts, name)['test_accuracy']:.2f}%"
     links = {link.proto.label for link in at.get("page_link")}
-    assert links == {"Dataset", "Training", "Results", "Calibration", "Misclassified", "Draw", "Beyond MNIST", "Train",
-                     "Inside"}
+    assert links == {"Dataset", "Training", "Results", "Calibration", "Misclassified", "Draw", "Beyond MNIST",
+                     "Your digits", "Train", "Inside"}
     assert "quick run" in texts(at.warning)  # the tiny artifacts are a subset run, and the page says so
 
 

@@ -17,7 +17,7 @@ from tools import browser
 OUT = browser.ROOT / "dashboard" / "screenshots"
 # url path -> file name; "" is the home page
 PAGES = {"": "home", "dataset": "dataset", "training": "training", "results": "results", "calibration": "calibration",
-         "misclassified": "misclassified", "draw": "draw", "beyond": "beyond", "train": "train", "inside": "inside"}
+         "misclassified": "misclassified", "draw": "draw", "beyond": "beyond", "collection": "collection", "train": "train", "inside": "inside"}
 
 
 async def take(out: Path, width: int, dark: bool, names: list[str]) -> None:

@@ -57,10 +57,12 @@ LINKS = [
     ("views/draw.py", "Draw", ":material/draw:", "Draw a digit and watch all three models read it."),
     ("views/beyond.py", "Beyond MNIST", ":material/public:", "Handwriting from other people: pen strokes and "
      "postal scans."),
+    ("views/collection.py", "Your digits", ":material/collections:", "The digits visitors drew and saved, and how "
+     "well each model reads them."),
     ("views/train_a_model.py", "Train", ":material/model_training:", "Train a model yourself and watch it learn."),
     ("views/inside.py", "Inside", ":material/neurology:", "Activations, saliency, weights and robustness."),
 ]
-for row in (LINKS[:5], LINKS[5:]):  # two rows: nine cards in one are too narrow to read
+for row in (LINKS[:5], LINKS[5:]):  # two rows: ten cards in one are too narrow to read
     for col, (page, label, icon, text) in zip(st.columns(5), row):
         with col.container(border=True, height="stretch"):
             st.page_link(page, label=label, icon=icon)
