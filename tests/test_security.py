@@ -169,7 +169,7 @@ def test_uploads_are_bounded_by_content_and_size():
     passes the bytes to read_image (which decides by content) rather than trusting the extension."""
     from core.preprocess import MAX_PIXELS, MAX_UPLOAD_BYTES
 
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    config = tomllib.loads((ROOT / "dashboard" / ".streamlit" / "config.toml").read_text())  # read from any folder
     server = config.get("server", {})
     assert server["maxUploadSize"] * 2**20 <= MAX_UPLOAD_BYTES
     assert server.get("enableXsrfProtection", True) and server.get("enableCORS", True)
