@@ -126,3 +126,57 @@ def test_a_single_page_tiff_still_reads():
     blank = read_image(png(40, 40, 8, 0, 1))
     with pytest.raises(NoDigit):
         to_mnist(blank)
+
+
+# --- training: per visitor, and stopped when its visitor has gone ---------------------------------------
+TIMEOUT = 180  # seconds; never reached when things work
+
+
+def test_one_visitor_cannot_take_both_training_slots(mnist):
+    """[One person with two tabs could keep Train busy.] Per owner one job; another owner still gets the
+    second slot; the slot is the owner's again once the job ends."""
+    from core import jobs
+
+    a = jobs.TrainingJob.start("lenet", {"epochs": 10}, subset=20_000, data=mnist, owner="browser-a")
+    try:
+        assert jobs.training("browser-a") == 1
+        with pytest.raises(jobs.LimitError, match="already training a model"):
+            jobs.TrainingJob.start("lenet", {"epochs": 1}, subset=500, data=mnist, owner="browser-a")
+        b = jobs.TrainingJob.start("numpy_mlp", {"epochs": 1}, subset=500, data=mnist, owner="browser-b")
+        assert b.wait(TIMEOUT).done and b.progress()["state"] == "done"
+    finally:
+        a.stop()
+    assert a.wait(TIMEOUT).done
+    assert jobs.training("browser-a") == 0 and jobs.slots_free() == jobs.MAX_JOBS
+    again = jobs.TrainingJob.start("numpy_mlp", {"epochs": 1}, subset=500, data=mnist, owner="browser-a")
+    assert again.wait(TIMEOUT).done
+
+
+def test_a_job_whose_visitor_has_gone_stops_and_frees_its_slot(mnist):
+    """[Closing the tab left the slot taken for up to a minute.] Once ``alive`` says no for ``grace`` seconds,
+    the job stops, skips the evaluation nobody would see and gives its slot back."""
+    from core import jobs
+
+    there = {"yes": True}
+    job = jobs.TrainingJob.start("keras_mlp", {"epochs": 10}, subset=20_000, data=mnist, owner="browser-c",
+                                 alive=lambda: there["yes"], grace=0)
+    while not job.history and not job.done:  # training for real, watched
+        job.wait(0.05)
+    assert job.progress()["state"] == "running"
+    there["yes"] = False
+    info = job.wait(TIMEOUT).progress()
+    assert job.done and info["state"] == "stopped" and job.abandoned, info
+    assert "has gone" in info["message"] and info["epoch"] < 10
+    assert job.metrics is None  # not evaluated
+    assert jobs.training("browser-c") == 0
+
+
+def test_a_broken_alive_check_never_stops_training(mnist):
+    from core import jobs
+
+    def broken():
+        raise RuntimeError("no runtime")
+
+    job = jobs.TrainingJob.start("numpy_mlp", {"epochs": 2}, subset=500, data=mnist, alive=broken, grace=0)
+    info = job.wait(TIMEOUT).progress()
+    assert info["state"] == "done" and not job.abandoned
