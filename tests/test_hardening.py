@@ -13,6 +13,7 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
@@ -180,3 +181,52 @@ def test_a_broken_alive_check_never_stops_training(mnist):
     job = jobs.TrainingJob.start("numpy_mlp", {"epochs": 2}, subset=500, data=mnist, alive=broken, grace=0)
     info = job.wait(TIMEOUT).progress()
     assert info["state"] == "done" and not job.abandoned
+
+
+# --- not a digit -----------------------------------------------------------------------------------------
+def test_noise_and_shaded_photos_are_not_taken_for_digits():
+    """[Noise got a confident digit: 92% "8".] Checked on the prepared image, with no model."""
+    from core.ood import NOT_A_DIGIT, unlike_a_digit
+    from tools import ood
+
+    rng = np.random.default_rng(0)
+    caught = [unlike_a_digit(to_mnist(im)) for im in ood.noise(rng, 50)]
+    assert sum(c is not None for c in caught) >= 45, caught
+    assert all(c.startswith(NOT_A_DIGIT) for c in caught if c)
+    photos = [unlike_a_digit(to_mnist(im)) for im in ood.photos(rng, 40)]
+    assert sum(c is not None for c in photos) >= 20  # 64% of 400 in tools.ood
+
+
+def test_two_digits_side_by_side_are_not_one_digit(mnist):
+    from core.ood import unlike_a_digit
+
+    _, (x, _) = mnist
+    said = unlike_a_digit(to_mnist(np.concatenate([x[0], x[1], x[2]], 1)))
+    assert said and "wider than a digit" in said
+
+
+def test_real_digits_are_almost_never_flagged(mnist):
+    """False alarms: well under 1% of MNIST's test digits, plain and redrawn as canvas drawings (0.11% and
+    0.26% of all 10,000; UNIPEN 0.23%, USPS 0.36%: python -m tools.ood)."""
+    from core import drawn
+    from core.ood import LIMIT, distance
+
+    _, (x, _) = mnist
+    plain = distance(np.stack([to_mnist(im) for im in x[:2000]]))
+    assert (plain > LIMIT).mean() < 0.005
+    prepared, _, no_digit = drawn.prepare(x, drawn.plan(1000, 1), 1)
+    assert (distance(prepared[~no_digit]) > LIMIT).mean() < 0.01
+
+
+def test_predictions_say_when_the_input_is_not_a_digit(committed_models, mnist, tmp_path, capsys):
+    from core.predict import main, predict_image
+
+    _, (x, _) = mnist
+    digit = predict_image(np.kron(x[0], np.ones((8, 8), np.uint8)), committed_models)
+    noise = predict_image(np.random.default_rng(1).integers(0, 256, (280, 280, 3), dtype=np.uint8), committed_models)
+    assert digit["unusual"] is None
+    assert noise["unusual"] and set(noise["predictions"]) == set(committed_models)  # the guesses are still there
+    path = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (200, 200), dtype=np.uint8)).save(path)
+    assert main([str(path)]) == 0
+    assert "does not look like a single digit" in capsys.readouterr().out
