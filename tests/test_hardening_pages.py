@@ -88,3 +88,48 @@ def test_swapped_predictions_are_left_out_of_the_agreement(own_artifacts):
     for name in (A, B):
         assert str(own_artifacts / name / "predictions.npz") in errors(at)
     assert any("at least two" in i.value for i in at.info)
+
+
+# --- the Draw page ---------------------------------------------------------------------------------------
+def png_bytes(a) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def upload(at: AppTest, data: bytes) -> AppTest:
+    at.segmented_control(key="source").set_value("Upload an image").run()
+    at.file_uploader(key="upload").set_value(("upload.png", data, "image/png")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_noise_is_said_not_to_be_a_digit_on_the_draw_page(artifacts):
+    """[Noise: 92% "8", with a green "All three models agree".] A warning says it is not a digit; the models'
+    guesses are still there to see."""
+    import numpy as np
+
+    from core.ood import NOT_A_DIGIT
+
+    at = upload(run("draw"), png_bytes(np.random.default_rng(0).integers(0, 256, (280, 280, 3), dtype=np.uint8)))
+    warnings = " ".join(w.value for w in at.warning)
+    assert NOT_A_DIGIT in warnings and not at.success
+    assert len(at.metric) == 3
+
+
+def test_one_model_loaded_is_named_not_agreed_with(own_artifacts):
+    """["The model agree" when one model loads.] The banner names the one model that answered."""
+    import numpy as np
+
+    for name in ("numpy_mlp", "keras_mlp"):
+        (own_artifacts / name / "settings.json").unlink()
+    with np.load(own_artifacts / "sample.npz") as f:
+        digit = f["images"][0]
+    at = upload(run("draw"), png_bytes(np.kron(255 - digit, np.ones((6, 6), np.uint8))))
+    banner = " ".join(m.value for m in [*at.success, *at.warning])
+    assert f"{SPECS['lenet'].title} (the only model that loaded) says" in banner, banner
+    assert "agree" not in banner
