@@ -63,7 +63,8 @@ class _Slots:
             if owner is not None and self.owners.get(owner, 0) >= self.per_owner:
                 raise LimitError(
                     f"You are already training {'a model' if self.per_owner == 1 else f'{self.per_owner} models'} "
-                    "(in this tab or another one), the most one visitor may train at once on this shared server. "
+                    "(in this tab, another one, or one just closed or reloaded, which stops within "
+                    f"{ORPHAN_GRACE:.0f} s), the most one visitor may train at once on this shared server. "
                     "Stop it or wait until it has finished."
                 )
             if self.busy >= self.size:

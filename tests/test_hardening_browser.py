@@ -74,3 +74,34 @@ def test_the_answer_line_is_for_narrow_screens_only(app):
             return await page.locator(".st-key-draw_quick").is_visible()
 
     assert not asyncio.run(wide())
+
+
+def test_uploading_one_image_after_another(app, tmp_path):
+    """The upload cap (a session holds its last two files) leaves the uploader's own flow alone: each new image
+    replaces the last and is read."""
+    from PIL import Image, ImageDraw
+
+    files = []
+    for i, strokes in enumerate([[(50, 20), (50, 180)], [(20, 30), (150, 30), (70, 180)], [(30, 30), (150, 170)]]):
+        im = Image.new("L", (200, 200), 255)
+        ImageDraw.Draw(im).line(strokes, fill=0, width=14)
+        files.append(tmp_path / f"digit{i}.png")
+        im.save(files[-1])
+
+    async def upload_three():
+        from tools import browser
+
+        async with browser.launch_chromium() as chromium:
+            page = await chromium.new_page(viewport={"width": 1280, "height": 900})
+            await browser.open_page(page, app, "draw")
+            await page.get_by_text("Upload an image").click()
+            for f in files:
+                await page.locator('input[type="file"]').set_input_files(str(f))
+                await page.get_by_text(f.name).wait_for(timeout=60_000)
+                await page.locator(browser.METRIC_VALUES).nth(2).wait_for(timeout=60_000)
+                await browser.wait_idle(page)
+                assert not await browser.page_problems(page), f.name
+                assert await page.get_by_text("What the models saw").is_visible()
+            return await page.get_by_text("digit0.png").count()
+
+    assert asyncio.run(upload_three()) == 0  # the first file is gone from the uploader
