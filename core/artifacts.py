@@ -17,7 +17,10 @@ written and checked, staged writes, and loading the trained models.
 
 ``read(kind, name)`` returns a file's content only after checking its values, not just its
 shape: a number where a number belongs, finite and in range, figures that agree with each
-other, a file that belongs to the model whose folder it is in. Anything else raises
+other, a file that belongs to the model whose folder it is in. Metrics and settings name their
+model; the files that do not (history, predictions, misclassified digits) must agree with
+those of their folder (``AGREES``), so a file swapped or copied from another model's folder is
+refused instead of shown under the wrong name. Anything else raises
 ``ArtifactError`` naming the file and the command that recreates it. Everything is JSON or
 ``.npz`` read with ``allow_pickle=False``: no file can run code. Writes go to a staging
 folder that replaces the old one only once complete, so an interrupted or failed run leaves
@@ -368,6 +371,47 @@ def check_beyond_gallery(g, name: str | None = None) -> None:
     _need(bool((pred != np.asarray(g["label"])[:, None]).any(1).all()), "it lists digits every model got right")
 
 
+# --- files that do not name their model must agree with those that do -----------------------
+def agrees_history(h, name: str, folder) -> None:
+    """The epochs and the learning-rate schedule are those of the model's settings and metrics."""
+    from core.models.base import cosine_lr
+
+    train = read("settings", name, folder)["settings"].get("train", {})
+    metrics = read("metrics", name, folder)
+    epochs, lr = train.get("epochs"), train.get("lr")
+    _need(metrics.get("epochs") in (None, len(h)), f"it records {len(h)} epochs, the model's metrics.json "
+                                                    f"{metrics.get('epochs')}")
+    if isinstance(epochs, int) and isinstance(lr, (int, float)):
+        _need(len(h) <= epochs, f"it records {len(h)} epochs, the model's settings.json asks for {epochs}")
+        for i, r in enumerate(h):
+            if r.get("lr") is not None:
+                _need(math.isclose(r["lr"], cosine_lr(lr, i, epochs), rel_tol=1e-6, abs_tol=1e-12),
+                      f"epoch {i + 1}'s learning rate {r['lr']:g} is not the schedule of the model's settings.json "
+                      f"({lr:g} over {epochs} epochs)")
+
+
+def _confusion(label, pred) -> np.ndarray:
+    return np.bincount(np.asarray(label, np.int64) * 10 + np.asarray(pred, np.int64), minlength=100).reshape(10, 10)
+
+
+def agrees_predictions(p, name: str, folder) -> None:
+    """The predictions give the model's confusion matrix (metrics.json)."""
+    cm = np.asarray(read("metrics", name, folder)["confusion"])
+    _need(bool((_confusion(p["label"], p["pred"]) == cm).all()),
+          "its answers do not give the confusion matrix of the model's metrics.json")
+
+
+def agrees_misclassified(w, name: str, folder) -> None:
+    """The mistakes are those the model's confusion matrix counts off its diagonal (metrics.json)."""
+    cm = np.asarray(read("metrics", name, folder)["confusion"]).copy()
+    np.fill_diagonal(cm, 0)
+    _need(bool((_confusion(w["label"], w["pred"]) == cm).all()),
+          "its mistakes are not those of the model's metrics.json")
+
+
+AGREES = {"history": agrees_history, "predictions": agrees_predictions, "misclassified": agrees_misclassified}
+
+
 # --- the table of files ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ArtifactFile:
@@ -441,6 +485,14 @@ def read(kind: str, name: str | None = None, folder=None):
         f.check(data, name)
     except (ValueError, TypeError, KeyError) as e:
         raise ArtifactError(f"{p} is corrupt ({e}). Recreate it with: {fix}") from None
+    if name is not None and kind in AGREES:
+        try:
+            AGREES[kind](data, name, folder)
+        except ArtifactError as e:
+            raise ArtifactError(f"{p} cannot be checked against the rest of {name}'s folder: {e}") from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise ArtifactError(f"{p} is not {name}'s ({e}): the model folders' files were swapped or copied. "
+                                f"Recreate it with: {fix}") from None
     return data
 
 

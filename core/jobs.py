@@ -10,16 +10,23 @@ Training goes through the models' own ``fit`` (the loop ``python -m core.train``
 with ``on_epoch``/``on_batch`` callbacks that record progress and ask to stop. Nothing
 here saves anything: a job's model lives only as long as whoever holds the job.
 Limits keep a small shared machine alive: ``MAX_SUBSET`` training images,
-``MAX_EPOCHS`` epochs and ``MAX_JOBS`` jobs training at once in this process; a request
-over them raises ``LimitError`` saying what is allowed. They are checked on the settings
-the job will really use: the model's own defaults with the request's changes applied.
+``MAX_EPOCHS`` epochs, ``MAX_JOBS`` jobs training at once in this process and
+``MAX_JOBS_PER_OWNER`` per owner (whoever starts it: the dashboard passes one id per
+browser); a request over them raises ``LimitError`` saying what is allowed. They are
+checked on the settings the job will really use: the model's own defaults with the
+request's changes applied. A job can be told how to see that its owner has gone
+(``alive``): it then stops ``ORPHAN_GRACE`` seconds after, freeing its slot.
+
+    job = TrainingJob.start("lenet", subset=5000, owner="browser-1", alive=lambda: tab_is_open())
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections.abc import Callable
 
 from core.data import DataError, find_mnist, how_to_point, splits
 from core.evaluate import evaluate
@@ -30,6 +37,9 @@ MAX_SUBSET = 20_000  # training images per job
 MIN_SUBSET = 100
 MAX_EPOCHS = 10
 MAX_JOBS = 2  # jobs training at the same time in one server process
+MAX_JOBS_PER_OWNER = 1  # of those, one per owner: one visitor with two tabs cannot take both
+ORPHAN_GRACE = 10.0  # seconds a job trains on once its owner is gone; coming back within them keeps it
+ALIVE_EVERY = 1.0  # seconds between two looks at whether the owner is still there
 BATCH_SIZES = (16, 32, 64, 128, 256, 512)
 TUNABLE = ("epochs", "batch_size", "lr", "augment", "seed")
 
@@ -41,28 +51,45 @@ class LimitError(ValueError):
 
 
 class _Slots:
-    """How many jobs train at once in this process: a counter under a lock, readable at any time."""
+    """How many jobs train at once in this process, in all and per owner: counters under a lock."""
 
-    def __init__(self, size: int):
-        self.size, self.busy, self._lock = size, 0, threading.Lock()
+    def __init__(self, size: int, per_owner: int):
+        self.size, self.per_owner, self.busy, self._lock = size, per_owner, 0, threading.Lock()
+        self.owners: dict[str, int] = {}
 
-    def take(self) -> bool:
+    def take(self, owner: str | None = None) -> None:
+        """Take a slot for ``owner`` (None: no owner limit); raises LimitError saying which limit is reached."""
         with self._lock:
+            if owner is not None and self.owners.get(owner, 0) >= self.per_owner:
+                raise LimitError(
+                    f"You are already training {'a model' if self.per_owner == 1 else f'{self.per_owner} models'} "
+                    "(in this tab, another one, or one just closed or reloaded, which stops within "
+                    f"{ORPHAN_GRACE:.0f} s), the most one visitor may train at once on this shared server. "
+                    "Stop it or wait until it has finished."
+                )
             if self.busy >= self.size:
-                return False
+                raise LimitError(
+                    f"{self.size} models are already training on this server, the most it runs at once. "
+                    "Try again in a minute, when one has finished."
+                )
             self.busy += 1
-            return True
+            if owner is not None:
+                self.owners[owner] = self.owners.get(owner, 0) + 1
 
-    def give_back(self) -> None:
+    def give_back(self, owner: str | None = None) -> None:
         with self._lock:
             self.busy -= 1
+            if owner is not None:
+                self.owners[owner] -= 1
+                if not self.owners[owner]:
+                    del self.owners[owner]
 
     def free(self) -> int:
         with self._lock:
             return self.size - self.busy
 
 
-_slots = _Slots(MAX_JOBS)
+_slots = _Slots(MAX_JOBS, MAX_JOBS_PER_OWNER)
 
 
 def resolve(model_name: str, overrides: dict):
@@ -106,7 +133,8 @@ def check_limits(t: TrainSettings, subset: int) -> None:
 class TrainingJob:
     """One model training in its own thread; every method is safe to call from any thread."""
 
-    def __init__(self, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None):
+    def __init__(self, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None,
+                 owner: str | None = None, alive: Callable[[], bool] | None = None, grace: float = ORPHAN_GRACE):
         self.settings = resolve(model_name, dict(overrides or {}))
         check_limits(self.settings.train, subset)
         self.model_name, self.title, self.subset = model_name, SPECS[model_name].title, int(subset)
@@ -127,17 +155,25 @@ class TrainingJob:
         self._started = self._finished = None
         self.model = self.metrics = self.predictions = self.misclassified = None
         self.train_size = None
+        self.owner, self._alive, self._grace = owner, alive, grace
+        self._last_look = -math.inf
+        self._gone_since: float | None = None
+        self.abandoned = False  # stopped because its owner went away
         self._thread = threading.Thread(target=self._run, name=f"train-{model_name}", daemon=True)
 
     @classmethod
-    def start(cls, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None) -> TrainingJob:
-        """Check the request, take one of the ``MAX_JOBS`` training slots and start; raises LimitError."""
-        job = cls(model_name, overrides, subset, data, data_dir)
-        if not _slots.take():
-            raise LimitError(
-                f"{MAX_JOBS} models are already training on this server, the most it runs at once. "
-                "Try again in a minute, when one has finished."
-            )
+    def start(cls, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None,
+              owner: str | None = None, alive: Callable[[], bool] | None = None,
+              grace: float = ORPHAN_GRACE) -> TrainingJob:
+        """Check the request, take one of the ``MAX_JOBS`` training slots (and of the owner's
+        ``MAX_JOBS_PER_OWNER``) and start; raises LimitError.
+
+        ``alive``, if given, is asked now and then (from the training thread) whether the owner is still
+        there; once it has answered False for ``grace`` seconds, the job stops as if Stop had been pressed,
+        skipping the evaluation nobody would see. An exception from it counts as "still there".
+        """
+        job = cls(model_name, overrides, subset, data, data_dir, owner, alive, grace)
+        _slots.take(owner)
         job._started = time.time()
         job._thread.start()
         return job
@@ -191,8 +227,29 @@ class TrainingJob:
             for k, v in kw.items():
                 setattr(self, "_" + k, v)
 
+    def _watched(self) -> None:
+        """Stop the job once its owner has been gone for ``grace`` seconds (looks at most every ``ALIVE_EVERY``)."""
+        now = time.monotonic()
+        if self._alive is None or now - self._last_look < ALIVE_EVERY:
+            return
+        self._last_look = now
+        try:
+            there = bool(self._alive())
+        except Exception:  # a broken check must never stop someone's training
+            logging.getLogger(__name__).warning("the alive check of %s failed", self.model_name, exc_info=True)
+            there = True
+        if there:
+            self._gone_since = None
+            return
+        if self._gone_since is None:
+            self._gone_since = now
+        if now - self._gone_since >= self._grace and not self._stop.is_set():
+            self.abandoned = True
+            self.stop()
+
     def _on_batch(self, fraction: float):
         self._set(epoch_fraction=float(fraction))
+        self._watched()
         return not self._stop.is_set()
 
     def _on_epoch(self, record: dict):
@@ -201,6 +258,7 @@ class TrainingJob:
             self._epoch_fraction = 0.0
             if self._state == "running":
                 self._message = f"Epoch {record['epoch']} of {self.epochs} done."
+        self._watched()
         return not self._stop.is_set()
 
     def _run(self) -> None:
@@ -217,6 +275,10 @@ class TrainingJob:
             model = self._model
             model.fit(train, val, on_epoch=self._on_epoch, on_batch=self._on_batch)
             stopped = self._stop.is_set()
+            if self.abandoned:  # nobody is there to see the result: free the slot now
+                self._set(state="stopped", message=f"Stopped after {len(model.history)} epoch(s): whoever started it "
+                                                   "has gone.")
+                return
             self._set(state="evaluating", message="Calibrating, then testing on the 10,000 test digits…")
             calibration = model.calibrate(val)
             result = evaluate(model, test, calibration, train_seconds=time.time() - self._started, epochs=len(model.history),
@@ -234,10 +296,16 @@ class TrainingJob:
             self._set(state="error", error=f"{type(e).__name__}: {e}", message="Training failed.")
         finally:
             self._set(finished=time.time())
-            _slots.give_back()
+            _slots.give_back(self.owner)
             self._done.set()
 
 
 def slots_free() -> int:
     """How many more jobs could start now in this process (0 to MAX_JOBS)."""
     return _slots.free()
+
+
+def training(owner: str) -> int:
+    """How many jobs ``owner`` has training now in this process."""
+    with _slots._lock:
+        return _slots.owners.get(owner, 0)

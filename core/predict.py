@@ -5,11 +5,13 @@
     result = predict_image(canvas_rgba_or_bytes_or_path, load_models())
     result["image"]                                # float32 (28, 28): what the models saw
     result["predictions"]["lenet"]["digit"]        # int; ["probs"] is float (10,)
+    result["unusual"]                              # None, or why it does not look like a single digit
 
     python -m core.predict IMAGE [IMAGE ...] [--json] [--artifacts DIR]
 
 The command prints each model's digit and confidence for every image, or with ``--json``
-one JSON object per line. A file that cannot be read or holds no digit gets an error of
+one JSON object per line, and says when an image does not look like a single digit
+(``core.ood``: noise, a photo, several digits), which the models would read as a digit anyway. A file that cannot be read or holds no digit gets an error of
 its own and never stops the others; the exit status is 1 if any image failed, 2 if the
 models could not be loaded.
 """
@@ -23,6 +25,7 @@ import sys
 
 import numpy as np
 
+from core.ood import unlike_a_digit
 from core.preprocess import ImageError, NoDigit, read_image, to_mnist
 
 __all__ = ["agreement", "main", "predict_image"]
@@ -36,8 +39,10 @@ def predict_image(image, models: dict, calibrated: bool = True) -> dict:
     temperature answers with its raw probabilities.
 
     ``image`` is an array (anything ``to_mnist`` takes) or a file as bytes or a path.
-    Returns {"image": float32 (28, 28), "predictions": {name: {"digit": int, "probs": (10,)}}}
-    in the models' order. Keeps no state, so concurrent sessions may share the models.
+    Returns {"image": float32 (28, 28), "predictions": {name: {"digit": int, "probs": (10,)}},
+    "unusual": None or a sentence} with the predictions in the models' order; "unusual" says why the
+    image does not look like a single digit (``core.ood``), when it does not. Keeps no state, so
+    concurrent sessions may share the models.
     """
     if isinstance(image, (bytes, bytearray, memoryview, str, os.PathLike)):
         image = read_image(image)
@@ -47,7 +52,7 @@ def predict_image(image, models: dict, calibrated: bool = True) -> dict:
         read = model.calibrated_proba if calibrated else model.predict_proba
         probs = np.asarray(read(x[None]), np.float64)[0]
         predictions[name] = {"digit": int(probs.argmax()), "probs": probs}
-    return {"image": x, "predictions": predictions}
+    return {"image": x, "predictions": predictions, "unusual": unlike_a_digit(x)}
 
 
 def agreement(result: dict) -> int | None:
@@ -59,7 +64,7 @@ def agreement(result: dict) -> int | None:
 def _as_json(path: str, result: dict) -> dict:
     return {"path": path, "predictions": {
         name: {"digit": p["digit"], "probs": [round(float(v), 6) for v in p["probs"]]}
-        for name, p in result["predictions"].items()}}
+        for name, p in result["predictions"].items()}, "unusual": result.get("unusual")}
 
 
 def _as_text(path: str, result: dict) -> str:
@@ -70,14 +75,20 @@ def _as_text(path: str, result: dict) -> str:
         title = SPECS[name].title if name in SPECS else name
         lines.append(f"  {title:<26} {p['digit']}  ({p['probs'][p['digit']]:.1%})")
     agreed = agreement(result)
-    lines.append(f"  all models agree: {agreed}" if agreed is not None else "  the models disagree")
+    if len(result["predictions"]) == 1:
+        lines.append(f"  the one model says: {agreed}")
+    else:
+        lines.append(f"  all models agree: {agreed}" if agreed is not None else "  the models disagree")
+    if result.get("unusual"):
+        lines.append(f"  {result['unusual']}")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.predict", description="Read the digit in each image with all three models.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG, GIF, BMP, WebP or TIFF files, any size or polarity")
-    p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "predictions"} or {"path", "error"}')
+    p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "predictions", "unusual"} or '
+                                                       '{"path", "error"}')
     p.add_argument("--artifacts", metavar="DIR", help="trained models (default: artifacts/)")
     args = p.parse_args(argv)
 

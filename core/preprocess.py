@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -28,6 +29,10 @@ from core.pixels import morph
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 5 MB: any honest photo of a digit fits
 MAX_PIXELS = 4096 * 4096  # 16.8 MP; refused before decoding, far below Pillow's bomb limit
+# What decoding may allocate, refused before decoding: width x height x bytes per pixel, counting every channel
+# at its bit depth (Pillow keeps any colour image in 4 bytes a pixel, a 16-bit RGBA file needs 8). 64 MiB is a
+# 16.8 MP colour photo; a 16-bit RGBA image of that size, a few kB compressed, would need twice as much.
+MAX_DECODED_BYTES = 64 * 2**20
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # decoders we allow: no exotic parsers
 
 # The recipe, measured on the MNIST training set (threshold 0.3 on [0, 1] images).
@@ -97,19 +102,26 @@ def read_image(data) -> np.ndarray:
 
     PNG, JPEG, GIF, BMP, WebP and TIFF are accepted whatever the file is called. EXIF
     orientation is applied; palette, grey+alpha, CMYK and 16-bit images are converted.
-    Animated and multi-page images are refused (which frame holds the digit?), as are files over
-    ``MAX_UPLOAD_BYTES`` and images over ``MAX_PIXELS``. Raises ImageError.
+    Refused before any pixel is decoded: animated and multi-page images (which frame holds the
+    digit? the check reads two pages at most, however many the file holds), files over
+    ``MAX_UPLOAD_BYTES``, images over ``MAX_PIXELS`` or whose pixels would take more than
+    ``MAX_DECODED_BYTES`` once decoded. Raises ImageError.
     """
     raw = _read_bytes(data)
     try:
         with Image.open(io.BytesIO(raw), formats=FORMATS) as im:
-            if getattr(im, "n_frames", 1) > 1:
+            if _more_than_one_frame(im):
                 raise ImageError("Animated or multi-page images are not supported: upload a single still image of a digit.")
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise ImageError(f"The image is {w}x{h} pixels; at most {MAX_PIXELS / 1e6:.0f} megapixels are accepted.")
+            need = w * h * bytes_per_pixel(im)
+            if need > MAX_DECODED_BYTES:
+                raise ImageError(f"The image is {w}x{h} pixels of {im.mode} at {bytes_per_pixel(im)} bytes a pixel: "
+                                 f"{need / 2**20:.0f} MB once decoded, and at most {MAX_DECODED_BYTES / 2**20:.0f} MB "
+                                 "are accepted. Save it smaller or as 8-bit.")
             im.load()  # decode now, inside the try: truncated data fails here
-            return _to_array(ImageOps.exif_transpose(im))
+            return _to_array(_shrunk(ImageOps.exif_transpose(im)))
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -118,6 +130,47 @@ def read_image(data) -> np.ndarray:
         raise ImageError("This is not an image we can read: upload a PNG, JPEG, GIF, BMP, WebP or TIFF file.") from None
     except Exception as e:  # decoders raise OSError, ValueError, SyntaxError, struct.error... on damage
         raise ImageError(f"The image file is corrupt or truncated ({type(e).__name__}: {e}).") from None
+
+
+def _more_than_one_frame(im: Image.Image) -> bool:
+    """Whether the file holds a second frame or page, found by looking for that one only.
+
+    ``n_frames`` would count them all, and a TIFF's pages are counted one by one: 40,000 pages
+    in 4.5 MB took 8 s of CPU to count.
+    """
+    try:
+        im.seek(1)
+    except EOFError:
+        return False
+    im.seek(0)
+    return True
+
+
+_DEPTH = re.compile(r";(16|32)")
+
+
+def bytes_per_pixel(im: Image.Image) -> int:
+    """What decoding ``im`` allocates per pixel: its channels at the file's bit depth (read from the decoder's
+    raw mode, so 16-bit colour counts double), and at least the 4 bytes Pillow keeps any colour pixel in."""
+    bands = len(im.getbands())
+    depth = 4 if im.mode in ("I", "F") or im.mode.startswith("I;32") else 2 if im.mode.startswith("I;16") else 1
+    for tile in getattr(im, "tile", None) or ():
+        args = getattr(tile, "args", None)
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and (m := _DEPTH.search(rawmode)):
+            depth = max(depth, int(m.group(1)) // 8)
+    return max(bands * depth, 4 if bands > 1 else 1)
+
+
+def _shrunk(im: Image.Image) -> Image.Image:
+    """A decoded image over ``MAX_SIDE`` box-averaged down inside Pillow, before it becomes arrays (as
+    ``_as_uint8`` would do anyway): a large photo is then copied once at full size, not three times."""
+    factor = -(-max(im.size) // MAX_SIDE)
+    if factor <= 1 or im.mode not in ("L", "RGB", "RGBA", "LA", "La", "RGBa", "I", "I;16", "F"):
+        return im
+    if im.mode in ("LA", "La"):
+        im = im.convert("RGBA")
+    return im.reduce(factor)
 
 
 def _to_array(im: Image.Image) -> np.ndarray:

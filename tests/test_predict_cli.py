@@ -117,7 +117,7 @@ def test_cli_json_one_line_per_image_and_bad_files_do_not_stop_the_rest(tiny_art
     assert [line["path"] for line in lines] == [str(files[k]) for k in order]
     for key, line in zip(order, lines):
         if key in ("good", "jpeg"):
-            assert set(line) == {"path", "predictions"} and list(line["predictions"]) == list(MODELS)
+            assert set(line) == {"path", "predictions", "unusual"} and list(line["predictions"]) == list(MODELS)
             for p in line["predictions"].values():
                 assert len(p["probs"]) == 10 and p["digit"] == int(np.argmax(p["probs"]))
         else:

@@ -82,23 +82,26 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(artifacts=None, timeout_s: float = 120):
+def app_server(artifacts=None, timeout_s: float = 120, cwd=None, args=(), env=None):
     """``streamlit run dashboard/Home.py`` on a free local port, serving the trained models in
     ``artifacts`` (default: its own default); yields a Server once ``/_stcore/health`` answers.
+
+    ``cwd``: the folder it starts in (default: the repository root); ``args``: more ``--section.option value``
+    flags; ``env``: more environment variables.
 
     Raises RuntimeError with the server's log if it exits or does not answer within ``timeout_s``.
     On exit the server and everything it started are stopped.
     """
     port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     if artifacts is not None:
         env["MNIST_ARTIFACTS"] = str(Path(artifacts).resolve())
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
+           "--browser.gatherUsageStats", "false", *map(str, args)]
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=cwd or ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # its own process group: stopped with all it started
         try:
             server = Server(proc, f"http://127.0.0.1:{port}", started, log)

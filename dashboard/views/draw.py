@@ -9,6 +9,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from core import ArtifactError
+from core.ood import NOT_A_DIGIT
 from core.predict import predict_image
 from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
 from dashboard import cache, entries, ui
@@ -19,6 +20,45 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 SOURCES = ["Draw", "Upload an image", "Test-set example"]
 CANVAS = 280
 DRAWN_KEY = "drawn_digit"  # the Inside page offers the last digit read here as "Your drawing"
+DRAWING_KEY, UNDONE_KEY, SET_KEY, STALE_KEY = "canvas_drawing", "canvas_undone", "canvas_set", "canvas_stale"
+# On a phone the columns stack and the answers would land below the canvas, off the screen: a one-line answer
+# sits under the canvas there (only below Streamlit's 640 px column breakpoint; the cards say it on wider screens).
+PHONE_ONLY = ("<style>.st-key-draw_quick{display:none}"
+              "@media (max-width: 640px){.st-key-draw_quick{display:block}}</style>")
+
+
+def canvas_buttons(canvas) -> None:
+    """Undo, redo and clear as ordinary buttons under the canvas: the canvas's own toolbar shows on hover only,
+    so never on a touchscreen. They give the canvas a new ``initial_drawing``, which it loads and sends back."""
+    drawing = canvas.json_data or {}
+    objects = list(drawing.get("objects", []))
+    undone = st.session_state.setdefault(UNDONE_KEY, [])
+    if STALE_KEY in st.session_state and objects == st.session_state[STALE_KEY]:
+        objects = list(st.session_state[DRAWING_KEY]["objects"])  # the canvas has not sent the change back yet
+    else:
+        st.session_state.pop(STALE_KEY, None)
+        if len(objects) != st.session_state.get(SET_KEY, len(objects)):  # drawn on since: nothing left to redo
+            undone.clear()
+    st.session_state[SET_KEY] = len(objects)
+    with st.container(horizontal=True, gap="small"):
+        undo = st.button("Undo", icon=":material/undo:", key="canvas_undo", disabled=not objects)
+        redo = st.button("Redo", icon=":material/redo:", key="canvas_redo", disabled=not undone)
+        clear = st.button("Clear", icon=":material/delete:", key="canvas_clear", disabled=not objects)
+    if undo:
+        undone.append(objects.pop())
+    elif redo:
+        objects.append(undone.pop())
+    elif clear:
+        undone.clear()
+        objects = []
+    else:
+        return
+    revision = (st.session_state.get(DRAWING_KEY) or {}).get("revision", 0) + 1  # always a new drawing to load
+    st.session_state[DRAWING_KEY] = {**drawing, "objects": objects, "revision": revision}
+    st.session_state[SET_KEY] = len(objects)
+    st.session_state[STALE_KEY] = list(drawing.get("objects", []))  # what the canvas says until it has loaded it
+    st.rerun()
+
 
 st.title("Draw a digit")
 st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models read it as soon as you lift "
@@ -39,8 +79,8 @@ with left:
                         "any width works, as the stroke is brought to that thickness.")
         canvas = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
                            height=CANVAS, width=CANVAS, drawing_mode="freedraw", update_streamlit=True,
-                           return_image_data=True, key="canvas")
-        st.caption("The buttons above the canvas undo, redo and (the bin) clear it.")
+                           return_image_data=True, initial_drawing=st.session_state.get(DRAWING_KEY), key="canvas")
+        canvas_buttons(canvas)
         image = canvas.image_data
         empty_message = "Draw a digit on the black square: the predictions appear when you lift the pen."
     elif source == "Upload an image":
@@ -65,6 +105,8 @@ with left:
                      caption=f"Test digit #{int(sample['index'][i])}, labelled {truth}")
         empty_message = "The bundled test digits are missing, so there is no example to show."
 
+quick = left.container(key="draw_quick")  # the answer in one line, under the canvas, on a phone
+st.html(PHONE_ONLY)
 result = None
 with right:
     if image is None:
@@ -92,16 +134,23 @@ def card(e, p: dict) -> None:
 if result is not None:
     committed = [e for e in shown if e.committed]
     digits = {e.key: result["predictions"][e.key]["digit"] for e in committed}
-    count = {1: "The model", 2: "Both models", 3: "All three models"}.get(len(digits), f"All {len(digits)} models")
     label = f" The label says {truth}." if truth is not None else ""
+    if len(digits) == 1:  # the only committed model that loaded: named, never "the model agree"
+        said = f"{committed[0].title} (the only model that loaded) says: it's a **{next(iter(digits.values()))}**."
+    else:
+        count = {2: "Both models", 3: "All three models"}.get(len(digits), f"All {len(digits)} models")
+        said = f"{count} agree: it's a **{next(iter(digits.values()), '')}**."
     with right:
-        if len(set(digits.values())) == 1:
-            verb = "says" if len(digits) == 1 else "agree"
-            st.success(f"{count} {verb}: it's a **{next(iter(digits.values()))}**.{label}",
-                       icon=":material/check_circle:")
+        if result["unusual"]:  # noise, a photo, several digits: the models would still name a digit
+            st.warning(result["unusual"] + label, icon=":material/help:")
+            quick.warning(f"{NOT_A_DIGIT}.", icon=":material/help:")
+        elif len(set(digits.values())) == 1:
+            st.success(said + label, icon=":material/check_circle:")
+            quick.success(said, icon=":material/check_circle:")
         elif digits:
             said = ", ".join(f"{e.short} says **{digits[e.key]}**" for e in committed)
             st.warning(f"The models disagree: {said}.{label}", icon=":material/help:")
+            quick.warning(f"The models disagree: {said}.", icon=":material/help:")
         per_row = max(3, len(committed))
         mine = [e for e in shown if not e.committed]
         for group in (committed, mine):

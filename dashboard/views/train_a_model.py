@@ -9,10 +9,11 @@ import streamlit as st
 
 from core import MODELS, SPECS, ArtifactError, jobs, model_class
 from core.data import how_to_point
-from dashboard import cache, entries, session
+from dashboard import cache, entries, server_guard, session
 from dashboard.charts import CURVES, learning_curves
 
-SIZES = [500, 1000, 2000, 5000, 10_000, 20_000, 55_000]
+# Only what this server accepts (core.jobs' limits): a slider never offers a value that is always refused.
+SIZES = [n for n in (500, 1000, 2000, 5000, 10_000, 20_000, 55_000) if jobs.MIN_SUBSET <= n <= jobs.MAX_SUBSET]
 RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2]
 POLL_SECONDS = 1.0
 
@@ -61,10 +62,10 @@ def settings_form():
         name = st.selectbox("Model", list(MODELS), format_func=lambda n: SPECS[n].title, key="train_model")
         defaults = model_class(name).Settings().train
         subset = st.select_slider("Training images", SIZES, value=5000, key="train_subset",
-                                  format_func=lambda n: f"{n:,}" + (" (all)" if n == 55_000 else ""),
+                                  format_func=lambda n: f"{n:,}",
                                   help="A random sample of MNIST's 55,000 training digits.")
     with c2:
-        epochs = st.slider("Epochs", 1, 30, 3, key="train_epochs",
+        epochs = st.slider("Epochs", 1, jobs.MAX_EPOCHS, jobs.DEFAULT_EPOCHS, key="train_epochs",
                            help="One epoch = one pass over all the training images.")
         batch = st.select_slider("Batch size", jobs.BATCH_SIZES, value=defaults.batch_size, key=f"train_batch_{name}",
                                  help="Images per weight update: small batches make more, noisier steps.")
@@ -132,13 +133,15 @@ except jobs.LimitError as e:
 if problem:
     st.warning(problem, icon=":material/speed:")
 st.caption(f"This shared server trains up to {jobs.MAX_SUBSET:,} images for up to {jobs.MAX_EPOCHS} epochs, "
-           f"{jobs.MAX_JOBS} models at a time across all visitors.")
+           f"{jobs.MAX_JOBS} models at a time across all visitors and one per visitor; a training stops "
+           f"{jobs.ORPHAN_GRACE:.0f} s after its tab is closed.")
 
 if st.button("Train", type="primary", icon=":material/play_arrow:", key="train",
              disabled=job is not None or problem is not None,
              help="One model at a time per visitor." if job is not None else None):
     try:
-        session.add_job(jobs.TrainingJob.start(name, overrides, subset, data=data))
+        session.add_job(jobs.TrainingJob.start(name, overrides, subset, data=data, owner=server_guard.visitor(),
+                                               alive=server_guard.watching()))
         st.rerun()
     except jobs.LimitError as e:
         st.error(str(e), icon=":material/hourglass_top:")
