@@ -70,14 +70,16 @@ def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentati
 
 
 def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print,
-          augmentation: Augment | None = None, seeds: int = 1, jobs: int | None = None) -> dict:
+          augmentation: Augment | None = None, seeds: int = 1, jobs: int | None = None, worker: bool = False) -> dict:
     """Train ``names`` and write their artifacts to ``out``; returns {name: metrics of the committed model}.
 
     ``epochs`` and ``augment`` (on or off) override each model's settings when given;
     ``augmentation`` says how strong it is (None: ``core.augment.Augment``'s defaults).
     With ``seeds`` > 1 every model is trained once per seed ``seed``, ``seed + 1``, ... with
     the same settings otherwise, in ``jobs`` worker processes; the model trained with ``seed``
-    is the one kept, and every seed's test figures go to ``<model>/seeds.npz``.
+    is the one kept, and every seed's test figures go to ``<model>/seeds.npz``. A ``worker`` (one
+    run of a multi-seed run) writes only its models' files: the sample and the manifest are the
+    parent's, and skipping them spares each worker importing TensorFlow for nothing.
     """
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
@@ -107,6 +109,8 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
                 "subset": subset, "epochs": results[name].get("epochs") or 1, "seed": seed,
                 "seeds": [int(r["seed"]) for r in rows],
             }
+        if worker:
+            return results
         write_sample(stage, data, seed)
         manifest |= {
             "format_version": artifacts.FORMAT_VERSION,
@@ -180,7 +184,8 @@ def default_jobs() -> int:
 
 def child_command(name: str, seed: int, out: Path, choices: dict) -> list[str]:
     """``python -m core.train`` for one model and one seed, with this run's other choices."""
-    cmd = [sys.executable, "-m", "core.train", "--models", name, "--seed", str(seed), "--seeds", "1", "--out", str(out)]
+    cmd = [sys.executable, "-m", "core.train", "--models", name, "--seed", str(seed), "--seeds", "1", "--worker",
+           "--out", str(out)]
     if choices["epochs"] is not None:
         cmd += ["--epochs", str(choices["epochs"])]
     if choices["subset"] is not None:
@@ -278,6 +283,7 @@ def parse_args(argv=None):
                         "one per core)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="turn data augmentation off")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one run of a multi-seed run
     a = p.add_argument_group("augmentation strength (each epoch, every image gets a fresh random draw up to these)")
     for field in dataclasses.fields(Augment):
         low, high, unit, text = AUGMENT_OPTIONS[field.name]
@@ -310,7 +316,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
-              log=lambda s: print(s, flush=True), augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs)
+              log=lambda s: print(s, flush=True), augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs, worker=args.worker)
     except (DataError, artifacts.ArtifactError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
