@@ -37,6 +37,7 @@ import signal
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -467,7 +468,7 @@ def read_npz(p: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
             return {k: f[k] for k in keys}
     except FileNotFoundError:
         raise ArtifactError(f"{p} is missing.") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         why = "it holds Python objects, which are never loaded" if "pickle" in str(e) else e  # not NumPy's advice
         raise ArtifactError(f"{p} is corrupt ({why}).") from e
 

@@ -130,6 +130,7 @@ def _train_one(name, seed, data, folder: Path, epochs=None, subset=None, data_di
                augmentation=None, log=print) -> dict:
     """Train, calibrate, test and save one model in this process; returns its row of the seeds table."""
     train_split, val, test = splits(data, subset=subset, seed=seed)
+    log(f"data: {len(train_split)} training, {len(val)} validation, {len(test)} test images")
     model = model_class(name)(settings_for(name, epochs, seed, augment, augmentation))
     log(f"\n{name}, seed {seed}: {model.num_params():,} parameters, {len(train_split):,} training images, "
         f"{model.settings}")

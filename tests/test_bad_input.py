@@ -222,7 +222,7 @@ def test_bad_input(case, trained, files, cli):
         line = lines[case.id]
         assert code == 1  # some files in the batch failed
         if case.expect == "digit":
-            assert set(line) == {"path", "predictions"}, line
+            assert set(line) == {"path", "predictions", "unusual"}, line
             got = [p["digit"] for p in line["predictions"].values()]
             if check_digits:
                 assert got == [case.detail] * len(MODELS), line

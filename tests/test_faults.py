@@ -188,7 +188,7 @@ def _readers(rel: str):
 
 
 WEIGHTS = {"numpy_mlp": "weights.npz", "keras_mlp": "model.keras", "lenet": "model.keras"}
-PER_MODEL = ("settings.json", "history.json", "metrics.json", "predictions.npz", "misclassified.npz")
+PER_MODEL = ("settings.json", "history.json", "metrics.json", "predictions.npz", "misclassified.npz", "seeds.npz")
 ARTIFACT_FILES = [artifacts.MANIFEST, artifacts.SAMPLE] + [
     f"{m}/{f}" for m in MODELS for f in (*PER_MODEL, WEIGHTS[m])
 ]
