@@ -10,10 +10,12 @@ artifacts as they were.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import os
 import platform
+import queue
 import shutil
 import signal
 import subprocess
@@ -70,16 +72,14 @@ def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentati
 
 
 def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print,
-          augmentation: Augment | None = None, seeds: int = 1, jobs: int | None = None, worker: bool = False) -> dict:
+          augmentation: Augment | None = None, seeds: int = 1, jobs: int | None = None) -> dict:
     """Train ``names`` and write their artifacts to ``out``; returns {name: metrics of the committed model}.
 
     ``epochs`` and ``augment`` (on or off) override each model's settings when given;
     ``augmentation`` says how strong it is (None: ``core.augment.Augment``'s defaults).
     With ``seeds`` > 1 every model is trained once per seed ``seed``, ``seed + 1``, ... with
     the same settings otherwise, in ``jobs`` worker processes; the model trained with ``seed``
-    is the one kept, and every seed's test figures go to ``<model>/seeds.npz``. A ``worker`` (one
-    run of a multi-seed run) writes only its models' files: the sample and the manifest are the
-    parent's, and skipping them spares each worker importing TensorFlow for nothing.
+    is the one kept, and every seed's test figures go to ``<model>/seeds.npz``.
     """
     if seeds < 1:
         raise ValueError("seeds must be at least 1")
@@ -109,8 +109,6 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
                 "subset": subset, "epochs": results[name].get("epochs") or 1, "seed": seed,
                 "seeds": [int(r["seed"]) for r in rows],
             }
-        if worker:
-            return results
         write_sample(stage, data, seed)
         manifest |= {
             "format_version": artifacts.FORMAT_VERSION,
@@ -172,10 +170,11 @@ def _retime(names, stage: Path, test, log) -> None:
             "in batches")
 
 
-# --- many seeds: one worker process per (model, seed) run ---------------------------------------
+# --- many seeds: a few long-lived one-threaded worker processes ---------------------------------
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                      "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MNIST_TRAIN_THREADS")}
 COST = {"lenet": 3, "keras_mlp": 2, "numpy_mlp": 1}  # longest first, so the last runs overlap well
+DONE = "@@done"  # a worker's line when a run's files are complete
 
 
 def default_jobs() -> int:
@@ -183,10 +182,11 @@ def default_jobs() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def child_command(name: str, seed: int, out: Path, choices: dict) -> list[str]:
-    """``python -m core.train`` for one model and one seed, with this run's other choices."""
-    cmd = [sys.executable, "-m", "core.train", "--models", name, "--seed", str(seed), "--seeds", "1", "--worker",
-           "--out", str(out)]
+def worker_command(work: Path, choices: dict) -> list[str]:
+    """``python -m core.train --worker`` with this run's choices: it reads ``<model> <seed>`` lines on
+    stdin and trains each into ``work/<model>-<seed>``, so TensorFlow and MNIST load once per worker,
+    not once per run (ten seconds a run)."""
+    cmd = [sys.executable, "-m", "core.train", "--worker", "--out", str(work)]
     if choices["epochs"] is not None:
         cmd += ["--epochs", str(choices["epochs"])]
     if choices["subset"] is not None:
@@ -200,59 +200,119 @@ def child_command(name: str, seed: int, out: Path, choices: dict) -> list[str]:
     return cmd
 
 
+def serve(work: Path, choices: dict, lines=None, log=print) -> None:
+    """A worker: train each ``<model> <seed>`` read from ``lines`` (stdin) into ``work/<model>-<seed>``:
+    the model's files and its one-row ``seeds.npz``, then say ``@@done <model> <seed>``.
+
+    A run depends only on its model and seed, never on the runs before it in this process: every
+    model seeds all its generators when built, and Keras's state is cleared between runs."""
+    data = load_mnist(choices["data_dir"])
+    for line in sys.stdin if lines is None else lines:
+        if not line.strip():
+            continue
+        name, s = line.split()
+        folder = work / f"{name}-{s}"
+        row = _train_one(name, int(s), data, folder / name, log=log, **choices)
+        artifacts.write("seeds", seed_table(name, [row]), folder, name)
+        if "keras" in sys.modules:  # loaded by a Keras model: free its graphs before the next run
+            sys.modules["keras"].backend.clear_session()
+        log(f"{DONE} {name} {s}")
+
+
 def _train_seeds(names, seeds: list[int], jobs: int, stage: Path, log, choices: dict) -> dict[str, list[dict]]:
-    """Every (model, seed) run in its own one-threaded process, ``jobs`` at a time; the first seed's
-    model goes into ``stage``. Any failure or interrupt stops them all and raises."""
+    """Every (model, seed) run, handed out one at a time to ``jobs`` one-threaded worker processes
+    (longest first); the first seed's model goes into ``stage``. Any failure or interrupt stops them
+    all and raises."""
     tasks = [(name, s) for name in sorted(names, key=lambda n: -COST.get(n, 0)) for s in seeds]
     total, done, started = len(tasks), 0, time.perf_counter()
+    jobs = min(jobs, total)
     log(f"{len(names)} model(s) x {len(seeds)} seeds = {total} runs, {jobs} at a time")
     work = Path(tempfile.mkdtemp(prefix=".runs-", dir=stage))  # removed below, before the stage is kept
     env = os.environ | ONE_THREAD
-    running: dict[tuple, tuple[subprocess.Popen, threading.Thread, list]] = {}
+    finished: queue.Queue = queue.Queue()  # (worker, name, seed) as each run's files are complete
+    workers: list[_Worker] = []
     rows: dict[str, dict[int, dict]] = {name: {} for name in names}
     try:
-        while tasks or running:
-            while tasks and len(running) < jobs:
-                name, s = tasks.pop(0)
-                proc = subprocess.Popen(child_command(name, s, work / f"{name}-{s}", choices), cwd=ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                tail: list[str] = []
-                reader = threading.Thread(target=_relay, args=(proc, f"[{name} seed {s}]", log, tail), daemon=True)
-                reader.start()
-                running[(name, s)] = (proc, reader, tail)
-                log(f"started {name} seed {s} ({total - len(tasks)} of {total})")
-            time.sleep(0.2)
-            for (name, s), (proc, reader, tail) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                reader.join()
-                del running[(name, s)]
-                if proc.returncode != 0:
-                    raise RuntimeError(f"{name} seed {s} failed (exit {proc.returncode}):\n" + "\n".join(tail[-15:]))
-                folder = work / f"{name}-{s}"
-                table = artifacts.read("seeds", name, folder)
-                rows[name][s] = {k: (v[0] if k not in ("model", "label") else v) for k, v in table.items()}
-                if s == seeds[0]:
-                    shutil.rmtree(stage / name, ignore_errors=True)
-                    shutil.copytree(folder / name, stage / name)
-                done += 1
-                log(f"done {name} seed {s}: test accuracy {float(rows[name][s]['accuracy']):.4f} "
-                    f"({done} of {total} runs, {time.perf_counter() - started:.0f}s elapsed)")
+        for _ in range(jobs):
+            proc = subprocess.Popen(worker_command(work, choices), cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            w = _Worker(proc)
+            w.reader = threading.Thread(target=_relay, args=(w, log, finished), daemon=True)
+            w.reader.start()
+            workers.append(w)
+        while done < total:
+            for w in workers:
+                if w.task is None and tasks and w.proc.poll() is None:
+                    w.give(*tasks.pop(0))
+                    log(f"started {w.task[0]} seed {w.task[1]} ({total - len(tasks)} of {total})")
+            try:
+                w, name, s = finished.get(timeout=0.2)
+            except queue.Empty:
+                for w in workers:
+                    w.check()
+                if all(w.proc.poll() is not None for w in workers):
+                    raise RuntimeError("every worker exited with runs left:\n" + "\n".join(workers[0].tail[-15:])) from None
+                continue
+            w.task = None
+            folder = work / f"{name}-{s}"
+            table = artifacts.read("seeds", name, folder)
+            rows[name][s] = {k: (v[0] if k not in ("model", "label") else v) for k, v in table.items()}
+            if s == seeds[0]:
+                shutil.rmtree(stage / name, ignore_errors=True)
+                shutil.copytree(folder / name, stage / name)
+            shutil.rmtree(folder, ignore_errors=True)
+            done += 1
+            log(f"done {name} seed {s}: test accuracy {float(rows[name][s]['accuracy']):.4f} "
+                f"({done} of {total} runs, {time.perf_counter() - started:.0f}s elapsed)")
     finally:
-        for proc, _, _ in running.values():
-            proc.terminate()  # an error or Ctrl-C: nothing of this run may outlive it
-        for proc, _, _ in running.values():
-            proc.wait()
+        for w in workers:
+            if w.proc.poll() is None and w.task is not None:
+                w.proc.terminate()  # an error or Ctrl-C: nothing of this run may outlive it
+            w.close()
+        for w in workers:
+            try:
+                w.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     return {name: [rows[name][s] for s in seeds] for name in names}
 
 
-def _relay(proc: subprocess.Popen, prefix: str, log, tail: list) -> None:
-    for line in proc.stdout:
+class _Worker:
+    """One worker process, the run it is doing and the tail of what it printed."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.task, self.tail, self.reader = proc, None, [], None
+
+    def give(self, name: str, seed: int) -> None:
+        self.task = (name, seed)
+        with contextlib.suppress(BrokenPipeError):  # it died: check() says how
+            self.proc.stdin.write(f"{name} {seed}\n")
+            self.proc.stdin.flush()
+
+    def check(self) -> None:
+        """Raise if the worker died during a run."""
+        if self.task is not None and self.proc.poll() is not None:
+            self.reader.join(timeout=5)
+            name, s = self.task
+            raise RuntimeError(f"{name} seed {s} failed (exit {self.proc.returncode}):\n" + "\n".join(self.tail[-15:]))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # it is gone already
+            self.proc.stdin.close()  # end of input: an idle worker exits
+
+
+def _relay(w: _Worker, log, finished: queue.Queue) -> None:
+    for line in w.proc.stdout:
         line = line.rstrip()
-        tail.append(line)
-        if line.strip().startswith(("epoch", "test accuracy")):
-            log(f"{prefix} {line.strip()}")
+        w.tail.append(line)
+        del w.tail[:-50]
+        if line.startswith(DONE):
+            _, name, s = line.split()
+            finished.put((w, name, int(s)))
+        elif line.strip().startswith(("epoch", "test accuracy")) and w.task is not None:
+            log(f"[{w.task[0]} seed {w.task[1]}] {line.strip()}")
 
 
 # name: (lowest, highest, metavar, help). Beyond these bounds a digit is no longer reliably itself.
@@ -284,7 +344,7 @@ def parse_args(argv=None):
                         "one per core)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="turn data augmentation off")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one run of a multi-seed run
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a multi-seed run's worker (serve)
     a = p.add_argument_group("augmentation strength (each epoch, every image gets a fresh random draw up to these)")
     for field in dataclasses.fields(Augment):
         low, high, unit, text = AUGMENT_OPTIONS[field.name]
@@ -315,9 +375,15 @@ def _terminate(signum, frame):
 def main(argv=None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    log = lambda s: print(s, flush=True)
     try:
-        train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
-              log=lambda s: print(s, flush=True), augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs, worker=args.worker)
+        if args.worker:
+            choices = {"epochs": args.epochs, "subset": args.subset, "data_dir": args.data_dir,
+                       "augment": args.augment, "augmentation": args.augmentation}
+            serve(Path(args.out), choices, log=log)
+        else:
+            train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
+                  log=log, augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs)
     except (DataError, artifacts.ArtifactError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

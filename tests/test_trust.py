@@ -148,6 +148,34 @@ def test_interrupted_multi_seed_run_keeps_the_previous_artifacts(tmp_path, tiny_
     assert workers == []  # no worker outlives the run
 
 
+def test_a_worker_that_dies_stops_the_run_and_keeps_the_previous_artifacts(tmp_path, tiny_artifacts):
+    out = tmp_path / "art"
+    shutil.copytree(tiny_artifacts, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--subset", "500", "--epochs", "50",
+         "--seeds", "3", "--jobs", "2", "--out", str(out)],
+        cwd=ROOT, env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if "epoch" in line:  # a worker is training
+                break
+        workers = subprocess.run(["pgrep", "-f", f"core.train --worker --out {out}"], capture_output=True,
+                                 text=True).stdout.split()
+        assert len(workers) == 2
+        os.kill(int(workers[0]), signal.SIGKILL)  # the out-of-memory killer, say
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, stderr
+    assert "failed (exit -9)" in stderr
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
+    assert subprocess.run(["pgrep", "-f", str(out)], capture_output=True, text=True).stdout.split() == []
+
+
 def test_seed_options_are_checked():
     for args, message in ((["--seeds", "0"], "--seeds must be between 1 and 50"),
                           (["--jobs", "0"], "--jobs must be between 1 and 16")):
