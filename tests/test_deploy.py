@@ -293,3 +293,30 @@ async def _visit_and_kill(browser, url, run_dir, ports, victim_pid, check) -> di
             problems.extend(f"{affinity}: {w!r} on the page" for w in ("Connection error", "Traceback") if w in text)
             await context.close()
     return {"replica": replica, "problems": problems}
+
+
+def test_killing_the_runner_itself_leaves_nothing_behind(nginx, best_artifacts, tmp_path):
+    """SIGKILL gives the runner no chance to stop anything: the kernel sends its children SIGTERM."""
+    run_dir, output = tmp_path / "run", tmp_path / "deploy.out"
+    with open(output, "w") as out:
+        runner = subprocess.Popen([sys.executable, "-m", "deploy.run", "--replicas", "1", "--port", "0", "--run-dir",
+                                   str(run_dir), "--artifacts", str(best_artifacts[0])],
+                                  cwd=deploy.ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run_dir / "deployment.json").exists():
+            assert runner.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.2)
+        tree = process_tree(runner.pid)
+        assert len(tree) >= 4, tree  # the runner, nginx's master and worker, the replica
+        runner.kill()
+        runner.wait()
+        deadline = time.monotonic() + 30
+        while [p for p in tree if alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [p for p in tree if alive(p)]
+        assert not left, [Path(f"/proc/{p}/cmdline").read_text(errors="replace") for p in left]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
