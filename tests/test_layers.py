@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
     "core": ("streamlit", "playwright", "dashboard", "tools", "streamlit_drawable_canvas", "plotly"),
     "dashboard": ("tools", "playwright"),
+    "deploy": ("core", "dashboard", "tools", "streamlit", "playwright"),  # runs the app, never imports it
 }
 
 
