@@ -1,11 +1,12 @@
 """Handwriting styles MNIST rarely has, added to MNIST training digits: a slash through a zero, a flag
-(and sometimes a base) on a one, a crossbar on a seven.
+(and sometimes a base) on a one, a crossbar on a seven, an open top on a four.
 
 Many people write these (much of Europe, and pen-tablet writers in the development sets), and a model
 that never saw them reads a slashed zero as 8 or 4 and a flagged one as 7. Each transformation draws
 one extra pen stroke, as wide as the digit's own, where a person would put it, inside the digit's
-height so that MNIST's scaling (the longer side to 20 pixels) still holds. Float32 (28, 28) in [0, 1]
-in and out; NumPy only.
+height so that MNIST's scaling (the longer side to 20 pixels) still holds; the four instead loses
+the top of its left arm, so that arm no longer meets the stem. Float32 (28, 28) in [0, 1] in and
+out; NumPy only.
 """
 
 from __future__ import annotations
@@ -78,7 +79,24 @@ def cross_seven(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.maximum(x, stroke((row + tilt, centre - half), (row - tilt, centre + half), pen_width(x)))
 
 
-STYLES = {0: slash_zero, 1: flag_one, 7: cross_seven}  # digit -> the stroke MNIST rarely has
+def open_four(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The four's top opened: the left arm's upper part erased, left of the stem, so it ends below the stem's top.
+
+    A closed four (a triangle meeting the stem at the top) becomes an open one; an open four keeps its
+    shape with a shorter left arm. Only the top 18-30% of the height left of the stem is touched, and
+    the crossbar, which lies lower, never is.
+    """
+    top, bottom, _, _ = _box(x)
+    h = bottom - top
+    stem = _row_centre(x, top)  # the highest ink is the stem's top
+    cut = top + h * rng.uniform(0.18, 0.3)
+    edge = stem - pen_width(x) / 2 - 1.0  # keep the stem itself whole
+    # a soft edge (one pixel) so the cut looks like a pen that stopped, not a knife
+    keep = np.clip(np.maximum(ROWS - cut, COLS - edge), 0, 1)
+    return (x * keep).astype(np.float32)
+
+
+STYLES = {0: slash_zero, 1: flag_one, 4: open_four, 7: cross_seven}  # digit -> the stroke MNIST rarely has
 
 
 def restyle(x: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:

@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 
 from core.data import scale
-from core.styles import STYLES, cross_seven, flag_one, restyle, slash_zero, styled_pool
+from core.styles import (
+    STYLES,
+    cross_seven,
+    flag_one,
+    open_four,
+    restyle,
+    slash_zero,
+    styled_pool,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +39,11 @@ def test_styles_keep_shape_range_and_are_deterministic(digits, d):
         assert a.shape == (28, 28) and a.dtype == np.float32
         assert a.min() >= 0 and a.max() <= 1
         np.testing.assert_array_equal(a, b)
-        assert (a >= x - 1e-6).all()  # a stroke is added, nothing is erased
-        assert added(x, a).sum() >= 3  # and it is really there
+        if d == 4:  # the four's top is opened: ink is taken away, none added
+            assert (a <= x + 1e-6).all() and added(a, x).sum() >= 3
+        else:
+            assert (a >= x - 1e-6).all()  # a stroke is added, nothing is erased
+            assert added(x, a).sum() >= 3  # and it is really there
 
 
 def test_other_digits_are_left_alone(digits):
@@ -73,6 +84,34 @@ def test_the_flag_starts_at_the_top_of_the_one(digits):
         assert c[flag].min() < cols[rows <= rows.min() + 1].mean()  # it reaches out to the left of the top
 
 
+def closed_four(left_top: int = 5) -> np.ndarray:
+    """A printed four: a stem, an arm from the stem's top down to the left, a crossbar."""
+    from core.styles import stroke
+
+    return np.maximum.reduce([stroke((4, 17), (23, 17), 2.5), stroke((left_top, 16), (17, 7), 2.5),
+                              stroke((17, 7), (17, 21), 2.5)])
+
+
+def test_opening_the_four_cuts_the_arm_from_the_stem_and_nothing_else(digits):
+    four = closed_four()
+    out = open_four(four, np.random.default_rng(4))
+    gone = added(out, four)
+    r, c = np.nonzero(gone)
+    assert len(r) >= 3
+    assert r.max() <= 4 + 0.35 * 19 and c.max() < 17  # only the top of the arm, left of the stem
+    np.testing.assert_array_equal(out[:, 16:], four[:, 16:])  # the stem is whole
+    np.testing.assert_array_equal(out[12:], four[12:])  # the crossbar and the lower arm too
+    # open: in the top rows of the arm's old place, no ink joins it to the stem any more
+    top_rows = out[5:8]
+    assert not (top_rows[:, 10:15] > 0.3).any()
+    for x in first(digits, 4):  # real fours: the stem's top stays, only the top left loses ink
+        rows, _ = np.nonzero(x > 0.3)
+        o = open_four(x, np.random.default_rng(6))
+        r, c = np.nonzero(added(o, x))
+        assert (r <= rows.min() + 0.31 * (rows.max() - rows.min()) + 1).all()
+        assert (o[rows.min()] > 0.3).any()
+
+
 def test_the_pool_styles_only_those_digits_and_training_uses_it(digits, monkeypatch):
     x, y = digits
     index, images = styled_pool(x, y, seed=0)
@@ -91,6 +130,6 @@ def test_the_pool_styles_only_those_digits_and_training_uses_it(digits, monkeypa
                                                    augmentation=Augment(styles=1.0)))
     model.fit(Split(x, y), Split(x[:100], y[:100]))
     shown = seen[0]
-    np.testing.assert_array_equal(shown[index], images)  # with styles=1 every 0, 1 and 7 is shown styled
+    np.testing.assert_array_equal(shown[index], images)  # with styles=1 every 0, 1, 4 and 7 is shown styled
     others = np.setdiff1d(np.arange(len(x)), index)
     np.testing.assert_array_equal(shown[others], x[others])
