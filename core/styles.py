@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.pixels import affine
+
 SIZE = 28
 ROWS, COLS = np.meshgrid(np.arange(SIZE, dtype=np.float32), np.arange(SIZE, dtype=np.float32), indexing="ij")
 INK = 0.3  # what counts as ink when finding a digit's box and stem
@@ -49,8 +51,8 @@ def slash_zero(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A slash from below-left to above-right through the zero's middle, a little past its edges."""
     top, bottom, left, right = _box(x)
     cy, cx = (top + bottom) / 2, (left + right) / 2
-    half_h = (bottom - top) / 2 * rng.uniform(0.95, 1.1)
-    half_w = (right - left) / 2 * rng.uniform(0.7, 1.3)
+    half_h = (bottom - top) / 2 * rng.uniform(0.95, 1.3)  # people often run the slash well past the zero
+    half_w = (right - left) / 2 * rng.uniform(0.6, 1.4)
     return np.maximum(x, stroke((cy + half_h, cx - half_w), (cy - half_h, cx + half_w), pen_width(x)))
 
 
@@ -60,7 +62,7 @@ def flag_one(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h = bottom - top
     width = pen_width(x)
     tip = (top + 0.5, _row_centre(x, top + 1))
-    end = (tip[0] + h * rng.uniform(0.15, 0.35), tip[1] - h * rng.uniform(0.2, 0.4))
+    end = (tip[0] + h * rng.uniform(0.15, 0.45), tip[1] - h * rng.uniform(0.2, 0.5))  # pen-tablet flags run long
     out = np.maximum(x, stroke(tip, end, width))
     if rng.random() < 0.5:
         foot = _row_centre(x, bottom - 1)
@@ -74,7 +76,7 @@ def cross_seven(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     top, bottom, left, right = _box(x)
     row = int(top + (bottom - top) * rng.uniform(0.5, 0.62) + 0.5)
     centre = _row_centre(x, row)
-    half = max((right - left) * rng.uniform(0.22, 0.35), 2.0)
+    half = max((right - left) * rng.uniform(0.22, 0.5), 2.0)
     tilt = rng.uniform(-0.8, 0.8)
     return np.maximum(x, stroke((row + tilt, centre - half), (row - tilt, centre + half), pen_width(x)))
 
@@ -99,12 +101,28 @@ def open_four(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 STYLES = {0: slash_zero, 1: flag_one, 4: open_four, 7: cross_seven}  # digit -> the stroke MNIST rarely has
 
 
+BOX, CENTRE = 20, 14.0  # MNIST's recipe (core.preprocess): the ink's longer side, its centre of mass
+
+
+def reframe(x: np.ndarray) -> np.ndarray:
+    """Put a styled digit back in MNIST's frame, as ``core.preprocess`` would a drawing of it: shrunk so the
+    ink's longer side is at most 20 pixels (a slash past a zero's ends makes it taller), centre of mass centred."""
+    top, bottom, left, right = _box(x)
+    scale = min(1.0, BOX / (max(bottom - top, right - left) + 1))
+    mass = x.sum()
+    cy, cx = (x.sum(1) @ np.arange(SIZE)) / mass, (x.sum(0) @ np.arange(SIZE)) / mass
+    # output pixel -> source pixel (centred coordinates): src = c + (g - (CENTRE - 13.5)) / scale
+    m = np.array([[1 / scale, 0, cx - (CENTRE - 13.5) / scale], [0, 1 / scale, cy - (CENTRE - 13.5) / scale]],
+                 np.float32)
+    return np.clip(affine(x[None], m)[0], 0, 1)
+
+
 def restyle(x: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
-    """``x`` with its digit's extra stroke; ``x`` itself for other digits."""
+    """``x`` with its digit's extra stroke, back in MNIST's frame; ``x`` itself for other digits."""
     add = STYLES.get(int(label))
     if add is None or not (x > INK).any():
         return x
-    return add(x, rng)
+    return reframe(add(x, rng))
 
 
 def styled_pool(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,8 +34,8 @@ def added(before, after):
 @pytest.mark.parametrize("d", sorted(STYLES))
 def test_styles_keep_shape_range_and_are_deterministic(digits, d):
     for x in first(digits, d, 10):
-        a = restyle(x, d, np.random.default_rng(5))
-        b = restyle(x, d, np.random.default_rng(5))
+        a = STYLES[d](x, np.random.default_rng(5))
+        b = STYLES[d](x, np.random.default_rng(5))
         assert a.shape == (28, 28) and a.dtype == np.float32
         assert a.min() >= 0 and a.max() <= 1
         np.testing.assert_array_equal(a, b)
@@ -44,6 +44,19 @@ def test_styles_keep_shape_range_and_are_deterministic(digits, d):
         else:
             assert (a >= x - 1e-6).all()  # a stroke is added, nothing is erased
             assert added(x, a).sum() >= 3  # and it is really there
+
+
+def test_restyled_digits_are_back_in_mnists_frame(digits):
+    """restyle = the stroke, then MNIST's recipe: longer side at most 20 pixels, centre of mass at 14."""
+    for d in sorted(STYLES):
+        for x in first(digits, d, 10):
+            a = restyle(x, d, np.random.default_rng(8))
+            assert a.shape == (28, 28) and a.dtype == np.float32 and a.min() >= 0 and a.max() <= 1
+            rows, cols = np.nonzero(a > 0.3)
+            assert max(np.ptp(rows), np.ptp(cols)) <= 21
+            r = np.arange(28)
+            assert abs(a.sum(1) @ r / a.sum() - 14) < 0.6 and abs(a.sum(0) @ r / a.sum() - 14) < 0.6
+            np.testing.assert_array_equal(a, restyle(x, d, np.random.default_rng(8)))
 
 
 def test_other_digits_are_left_alone(digits):
