@@ -7,6 +7,7 @@ import pytest
 from core.data import scale
 from core.styles import (
     STYLES,
+    close_four,
     cross_seven,
     flag_one,
     open_four,
@@ -39,11 +40,17 @@ def test_styles_keep_shape_range_and_are_deterministic(digits, d):
         assert a.shape == (28, 28) and a.dtype == np.float32
         assert a.min() >= 0 and a.max() <= 1
         np.testing.assert_array_equal(a, b)
-        if d == 4:  # the four's top is opened: ink is taken away, none added
-            assert (a <= x + 1e-6).all() and added(a, x).sum() >= 3
+        if d == 4:  # the four's top is closed: the old arm goes, a diagonal comes (unless it has no arm to close)
+            assert added(x, a).sum() >= 3 or np.array_equal(a, x)
         else:
             assert (a >= x - 1e-6).all()  # a stroke is added, nothing is erased
             assert added(x, a).sum() >= 3  # and it is really there
+
+
+def test_most_fours_get_closed(digits):
+    fours = first(digits, 4, 50)
+    changed = [added(x, close_four(x, np.random.default_rng(1))).sum() >= 3 for x in fours]
+    assert np.mean(changed) > 0.6  # a four whose arm rises above its stem is left alone
 
 
 def test_restyled_digits_are_back_in_mnists_frame(digits):
@@ -123,6 +130,24 @@ def test_opening_the_four_cuts_the_arm_from_the_stem_and_nothing_else(digits):
         r, c = np.nonzero(added(o, x))
         assert (r <= rows.min() + 0.31 * (rows.max() - rows.min()) + 1).all()
         assert (o[rows.min()] > 0.3).any()
+
+
+def test_closing_the_four_draws_the_diagonal_and_keeps_stem_and_bar():
+    """An open four (left arm, stem, a bar past the stem) becomes a printed one: a diagonal from the bar's
+    left end to the stem's top; the stem and everything below the bar stay as they were."""
+    from core.styles import stroke
+
+    four = np.maximum.reduce([stroke((4, 17), (23, 17), 2.5), stroke((5, 8), (16, 8), 2.5),
+                              stroke((16, 8), (16, 21), 2.5)])
+    out = close_four(four, np.random.default_rng(0))
+    np.testing.assert_array_equal(out[18:], four[18:])  # below the bar: the stem alone, untouched
+    assert (out[4:23, 17] > 0.3).all()  # the stem is whole
+    assert (out[16, 8:21] > 0.3).all()  # and the bar
+    assert not (out[5:11, 7:10] > 0.3).any()  # the old arm's top is gone
+    mid = out[10, 9:17]  # halfway up, the diagonal crosses between the bar's left end and the stem
+    assert (mid > 0.3).any() and not (out[10, :7] > 0.3).any()
+    closed = close_four(four[:, :, ::-1].copy(), np.random.default_rng(0))  # mirrored: no arm left of the stem
+    assert closed is not None
 
 
 def test_the_pool_styles_only_those_digits_and_training_uses_it(digits, monkeypatch):
