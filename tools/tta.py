@@ -1,8 +1,8 @@
 """What test-time augmentation costs and gives: ``python -m tools.tta [--repeat N] [--limit N] [--artifacts DIR]``.
 
 For each committed model: the model time to read one prepared digit as the Draw page does
-(one image) and with ``predict_image(tta=True)``'s views (the digit and its ``TTA_WARPS``
-copies in one batch), p50 and p95 over ``--repeat`` digits; and MNIST test accuracy both ways
+(one image) and with ``predict_image(tta=True)``'s views (making the digit's ``TTA_WARPS``
+copies, then reading all in one batch), p50 and p95 over ``--repeat`` digits; and MNIST test accuracy both ways
 on ``--limit`` test digits. The development sets' figures come from ``core.beyond``'s prepared
 digits (see the README). Timings are wall-clock on whatever else the machine is doing.
 """
@@ -37,9 +37,8 @@ def main(argv=None) -> int:
         times = {False: [], True: []}
         for i in range(args.repeat + 10):
             for tta in (False, True):
-                batch = tta_views(x[i % len(x)]) if tta else x[i % len(x)][None]
-                start = time.perf_counter()
-                read(batch).mean(0)
+                start = time.perf_counter()  # the warps are part of TTA's cost
+                read(tta_views(x[i % len(x)]) if tta else x[i % len(x)][None]).mean(0)
                 if i >= 10:  # the first calls warm caches and Keras's graph
                     times[tta].append(1000 * (time.perf_counter() - start))
         plain = model.predict_proba(x).argmax(1)
