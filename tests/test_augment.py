@@ -102,3 +102,16 @@ def test_aspect_changes_width_not_height():
     np.testing.assert_allclose(height, 12, atol=0.01)
     assert width.min() >= 12 / 1.3 - 0.5 and width.max() <= 12 * 1.3 + 0.5
     assert width.min() < 10.5 and width.max() > 13.5  # both narrower and wider happen
+
+
+def test_the_augmentation_sheet_command_writes_a_png(tmp_path):
+    from PIL import Image
+
+    from tools.augment_sheet import DIGITS, main
+
+    out = tmp_path / "sheet.png"
+    assert main(["--out", str(out), "--elastic", "1.5"]) == 0
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.height > 2 * len(DIGITS) * 28 and im.width > im.height
+        grey = np.asarray(im.convert("L"))
+    assert grey.max() == 255 and (grey < 20).mean() > 0.3  # white digits on black, not a blank page
