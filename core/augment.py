@@ -33,7 +33,7 @@ class Augment:
     scale: float = 0.12  # max relative size change either way
     shift: float = 2.0  # max translation, pixels either way
     stroke: float = 0.5  # probability of thickening or thinning the strokes by one pixel
-    styles: float = 0.0  # probability that a 0, 1, 4 or 7 is shown slashed, flagged, opened or crossed (core.styles)
+    styles: float = 0.0  # probability that a 0, 1 or 7 is shown slashed, flagged or crossed (core.styles)
     # New fields default to off, so settings saved before them reproduce exactly (no extra random draws either).
     aspect: float = 0.0  # max relative change of width against height either way (tall thin and wide round hands)
     elastic: float = 0.0  # max RMS displacement, pixels, of a smooth random field (elastic distortion)

@@ -1,12 +1,13 @@
 """Handwriting styles MNIST rarely has, added to MNIST training digits: a slash through a zero, a flag
-(and sometimes a base) on a one, a crossbar on a seven, an open top on a four.
+(and sometimes a base) on a one, a crossbar on a seven. Two restylings of a four (its top opened or
+closed) are here too, measured and left out of ``STYLES`` (see the note there).
 
 Many people write these (much of Europe, and pen-tablet writers in the development sets), and a model
 that never saw them reads a slashed zero as 8 or 4 and a flagged one as 7. Each transformation draws
 one extra pen stroke, as wide as the digit's own, where a person would put it, inside the digit's
-height so that MNIST's scaling (the longer side to 20 pixels) still holds; the four instead loses
-the top of its left arm, so that arm no longer meets the stem. Float32 (28, 28) in [0, 1] in and
-out; NumPy only.
+height; ``restyle`` then puts the digit back in MNIST's frame (the longer side at most 20 pixels,
+the centre of mass centred), as the Draw page's preprocessing would a drawing of it. Float32
+(28, 28) in [0, 1] in and out; NumPy only.
 """
 
 from __future__ import annotations
@@ -125,7 +126,10 @@ def close_four(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out.astype(np.float32)
 
 
-STYLES = {0: slash_zero, 1: flag_one, 4: close_four, 7: cross_seven}  # digit -> the stroke MNIST rarely has
+# The fours are left out: opening them changes little (MNIST's fours are mostly open already) and closing
+# them did not lift the fours the models misread on held-out writers (NumPy MLP, 20 epochs: 92.8% -> 90.5%;
+# README, issue #12). Both functions stay, tested, for the next try.
+STYLES = {0: slash_zero, 1: flag_one, 7: cross_seven}  # digit -> the stroke MNIST rarely has
 
 
 BOX, CENTRE = 20, 14.0  # MNIST's recipe (core.preprocess): the ink's longer side, its centre of mass

@@ -262,7 +262,7 @@ AUGMENT_OPTIONS = {
     "scale": (0, 0.9, "F", "largest relative size change"),
     "shift": (0, 10, "PX", "largest move either way, pixels"),
     "stroke": (0, 1, "P", "share of images whose strokes are thickened or thinned by a pixel"),
-    "styles": (0, 1, "P", "share of 0s, 1s, 4s and 7s shown each epoch with a slash, a flag, an open top or a crossbar"),
+    "styles": (0, 1, "P", "share of 0s, 1s and 7s shown each epoch with a slash, a flag or a crossbar"),
     "aspect": (0, 1, "F", "largest relative change of width against height"),
     "elastic": (0, 5, "PX", "largest elastic distortion, RMS pixels of a smooth random field"),
 }
