@@ -2,7 +2,8 @@
 
 Every training-time change ``core.augment`` and ``core.styles`` can make, each on its own and all
 together, applied to the same few MNIST training digits, as one PNG: the way to check by eye that
-every transformed digit still reads as itself. Columns: the digit, its style stroke (0, 1, 4, 7),
+every transformed digit still reads as itself. Columns: the digit, its style stroke (0, 1, 7; the
+four opened and closed, which training does not use),
 elastic distortion, aspect, rotation, slant, size, stroke width, then everything at once at the
 strengths given (default: the models' strongest settings). Pillow only.
 """
@@ -18,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.augment import Augment, augment
 from core.data import load_mnist, scale
-from core.styles import STYLES, restyle
+from core.styles import STYLES, close_four, open_four, reframe, restyle
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "augmentations.png"
@@ -61,7 +62,9 @@ def sheet(x: np.ndarray, y: np.ndarray, strength: Augment, seed: int = 0) -> Ima
         for row, i in enumerate(picks):
             rng = np.random.default_rng([seed, c, row])
             for k in range(n):
-                if aug is None:
+                if aug is None and int(y[i]) == 4:  # measured, not used in training: opened, then closed
+                    img = reframe((open_four, close_four)[k](x[i], rng))
+                elif aug is None:
                     img = restyle(x[i], y[i], rng) if int(y[i]) in STYLES else np.zeros_like(x[i])
                 elif aug == OFF:
                     img = x[i]
