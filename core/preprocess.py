@@ -25,7 +25,7 @@ import re
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.pixels import morph
+from core.pixels import affine, morph
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # 5 MB: any honest photo of a digit fits
 MAX_PIXELS = 4096 * 4096  # 16.8 MP; refused before decoding, far below Pillow's bomb limit
@@ -387,6 +387,46 @@ def to_mnist(image, normalize_stroke: bool = True) -> np.ndarray:
     if normalize_stroke:
         work = _normalise_stroke(work)
     return _frame(work).astype(np.float32, copy=False)
+
+
+MAX_SLANT = 1.0  # deslant straightens slants up to 45 degrees; beyond that it is more likely a stroke than a slant
+
+
+def slant(x: np.ndarray) -> np.ndarray:
+    """Each digit's slant from its second moments: horizontal shift of the ink per pixel down, (n,).
+
+    mu11 / mu02 is the slope of the line that best fits the ink (x on y): positive leans the
+    top to the right, as most right-handed writing does. x: float32 (n, 28, 28) or (28, 28).
+    """
+    x = np.asarray(x, np.float32).reshape(-1, SIZE, SIZE)
+    r = np.arange(SIZE, dtype=np.float32)
+    mass = np.maximum(x.sum((1, 2)), 1e-6)
+    cy = (x.sum(2) @ r) / mass
+    cx = (x.sum(1) @ r) / mass
+    dy = r[None, :, None] - cy[:, None, None]
+    dx = r[None, None, :] - cx[:, None, None]
+    mu11 = (x * dy * dx).sum((1, 2))
+    mu02 = np.maximum((x * dy * dy).sum((1, 2)), 1e-6)
+    return -mu11 / mu02  # rows grow downwards: a top leaning right has x falling as the row index grows
+
+
+def deslant(x: np.ndarray) -> np.ndarray:
+    """Shear each 28x28 digit about its centre of mass so that it stands upright (moment-based).
+
+    The shear moves each row sideways in proportion to its height above the centre of mass, so
+    that centre stays where MNIST's recipe put it. Slants beyond ``MAX_SLANT`` are clipped.
+    x: float32 (n, 28, 28) or (28, 28) in [0, 1]; returns the same shape.
+    """
+    x = np.asarray(x, np.float32)
+    batch = x.reshape(-1, SIZE, SIZE)
+    s = np.clip(slant(batch), -MAX_SLANT, MAX_SLANT)
+    r = np.arange(SIZE, dtype=np.float32)
+    cy = (batch.sum(2) @ r) / np.maximum(batch.sum((1, 2)), 1e-6)
+    # output pixel -> source: src_col = col - s * (row - cy); row unchanged (centred coordinates, core.pixels)
+    m = np.zeros((len(batch), 2, 3), np.float32)
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = 1, -s, 13.5 + s * (cy - 13.5)
+    m[:, 1, 1], m[:, 1, 2] = 1, 13.5
+    return np.clip(affine(batch, m), 0, 1).reshape(x.shape)
 
 
 def naive(image) -> np.ndarray:

@@ -323,6 +323,8 @@ AUGMENT_OPTIONS = {
     "shift": (0, 10, "PX", "largest move either way, pixels"),
     "stroke": (0, 1, "P", "share of images whose strokes are thickened or thinned by a pixel"),
     "styles": (0, 1, "P", "share of 0s, 1s and 7s shown each epoch with a slash, a flag or a crossbar"),
+    "aspect": (0, 1, "F", "largest relative change of width against height"),
+    "elastic": (0, 5, "PX", "largest elastic distortion, RMS pixels of a smooth random field"),
 }
 
 

@@ -13,8 +13,10 @@ from core.preprocess import (
     MAX_UPLOAD_BYTES,
     ImageError,
     NoDigit,
+    deslant,
     naive,
     read_image,
+    slant,
     stroke_width,
     to_mnist,
 )
@@ -290,3 +292,53 @@ def test_drawn_validation_split_redraws_validation_digits(mnist):
     r = evaluate({"oracle": Oracle()}, split="val", **quiet)
     assert r["split"] == "val" and r["models"]["oracle"]["mnist_test"] == 1.0
     assert evaluate({"oracle": Oracle()}, **quiet)["models"]["oracle"]["mnist_test"] < 0.5
+
+
+# --- deslanting and test-time augmentation ----------------------------------------------------
+
+
+def bar(top, bottom, width=2.5):
+    """A straight pen stroke from (row 4, column ``top``) to (row 23, column ``bottom``) as a float 28x28."""
+    from core.styles import stroke
+
+    return stroke((4, top), (23, bottom), width)
+
+
+@pytest.mark.parametrize("top, bottom", [(18, 10), (9, 17), (16, 11)])
+def test_deslant_straightens_a_slanted_bar(top, bottom):
+    x = bar(top, bottom)
+    assert abs(slant(x)[0] - (top - bottom) / 19) < 0.05  # the moments read the slope
+    d = deslant(x)
+    assert d.shape == x.shape and d.dtype == np.float32 and d.min() >= 0 and d.max() <= 1
+    cols = np.nonzero(d > 0.5)[1]
+    assert np.ptp(cols) <= 2  # upright: at most a stroke width across
+    assert abs(slant(d)[0]) < 0.02
+    np.testing.assert_allclose(d.sum(), x.sum(), rtol=0.02)
+    assert abs(centre_of_mass(d)[0] - centre_of_mass(x)[0]) < 0.1  # it shears about the centre of mass
+
+
+def test_deslant_leaves_upright_digits_and_batches_alone():
+    up = bar(14, 14)
+    np.testing.assert_allclose(deslant(up), up, atol=1e-5)
+    batch = np.stack([bar(18, 10), up, bar(9, 17)])
+    out = deslant(batch)
+    assert out.shape == (3, 28, 28)
+    for one, many in zip(batch, out):
+        np.testing.assert_allclose(deslant(one), many, atol=1e-6)
+
+
+def test_tta_probabilities_sum_to_one_and_the_image_is_unwarped(committed_models):
+    from core.predict import TTA_WARPS, predict_image, tta_views
+
+    image = draw()
+    plain = predict_image(image, committed_models)
+    tta = predict_image(image, committed_models, tta=True)
+    np.testing.assert_array_equal(plain["image"], tta["image"])
+    for name, p in tta["predictions"].items():
+        assert p["probs"].shape == (10,) and (p["probs"] >= 0).all()
+        assert abs(p["probs"].sum() - 1) < 1e-6
+        assert p["digit"] == int(p["probs"].argmax())
+        assert not np.allclose(p["probs"], plain["predictions"][name]["probs"])  # the warps did something
+    views = tta_views(plain["image"])
+    assert views.shape == (len(TTA_WARPS), 28, 28) and views.min() >= 0 and views.max() <= 1
+    np.testing.assert_allclose(views[0], plain["image"], atol=1e-6)  # the first view is the digit itself
