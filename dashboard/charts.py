@@ -58,15 +58,15 @@ def probability_bars(probs, color: str, height: int = 150, true_digit: int | Non
     known, is marked; hovering a bar gives its probability. Heights are clipped to [0, 1]."""
     probs = np.clip(np.asarray(probs, dtype=float), 0, 1)
     top = int(probs.argmax())
+    shown = [(f"{p:.0%}" if p < 0.995 else "&gt;99%") if p >= 0.1 or d == top else "" for d, p in enumerate(probs)]
     cells = []
-    for d, p in enumerate(probs):
-        label = (f"{p:.0%}" if p < 0.995 else "&gt;99%") if p >= 0.1 or d == top else ""
+    for d, (p, label) in enumerate(zip(probs, shown)):
         fill = f";background:{html.escape(color)}" if d == top else ""
         tick = f"<b>{d} ✓</b>" if d == true_digit else str(d)
         cells.append(f'<div class="pc" title="digit {d}: {p:.2%}"><div class="pa" style="height:{height}px">'
                      f'<div class="pb" style="height:{100 * p:.1f}%{fill}"><span>{label}</span></div></div>'
                      f'<div class="pd">{tick}</div></div>')
-    summary = ", ".join(f"{d}: {p:.0%}" for d, p in enumerate(probs) if p >= 0.1 or d == top)
+    summary = ", ".join(f"{d}: {label}" for d, label in enumerate(shown) if label)
     return f'<div class="pbars" role="img" aria-label="Probabilities, {summary}">{"".join(cells)}</div>'
 
 

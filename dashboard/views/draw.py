@@ -9,6 +9,7 @@ build, send and draw (a class of twenty drawing at once shares one server's two 
 
 import random
 
+import numpy as np
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit_drawable_canvas import st_canvas
@@ -17,7 +18,9 @@ from core import ArtifactError
 from core.ood import NOT_A_DIGIT
 from core.predict import predict_image
 from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
-from dashboard import cache, entries, ui
+
+# collect imports SQLAlchemy (half a second): here, with the page, rather than at the first stroke.
+from dashboard import cache, collect, entries, ui
 from dashboard.charts import BARS_CSS, probability_bars
 from dashboard.pictures import digit_html
 
@@ -105,6 +108,14 @@ def card(e, p: dict, truth: int | None) -> None:
         st.html(probability_bars(p["probs"], e.color, height=BAR_HEIGHT, true_digit=truth))
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def warmed(key: str, _model) -> bool:
+    """Has ``_model`` read one blank digit: a model's first answer costs a few hundred ms (TensorFlow builds
+    its graph), paid here as the page loads rather than at the first stroke. ``key`` names the loaded model."""
+    _model.calibrated_proba(np.zeros((1, 28, 28), np.float32))
+    return True
+
+
 @st.fragment
 def draw_and_read(shown: list) -> None:
     """The input (canvas, upload or test digit) and the models' answers: rerun alone on every stroke."""
@@ -151,8 +162,9 @@ def draw_and_read(shown: list) -> None:
         if image is None:
             st.info(empty_message, icon=":material/draw:")
         else:
+            models = {e.key: e.model for e in shown}  # each a cache look-up: once per rerun
             try:
-                result = predict_image(image, {e.key: e.model for e in shown})
+                result = predict_image(image, models)
             except NoDigit as e:
                 st.info(str(e), icon=":material/draw:")
             except ImageError as e:
@@ -161,14 +173,12 @@ def draw_and_read(shown: list) -> None:
             st.session_state[DRAWN_KEY] = result["image"]
     if result is not None:
         with right:
-            answers(shown, result, truth, quick)
+            answers(shown, models, result, truth, quick)
             if source != "Test-set example":  # the visitor's own digit: offer to save it
-                from dashboard import collect
-
                 collect.offer(result, [e for e in shown if e.committed])
 
 
-def answers(shown: list, result: dict, truth: int | None, quick) -> None:
+def answers(shown: list, models: dict, result: dict, truth: int | None, quick) -> None:
     """Whether the models agree, each model's card, and the 28x28 image they saw."""
     committed = [e for e in shown if e.committed]
     digits = {e.key: result["predictions"][e.key]["digit"] for e in committed}
@@ -198,7 +208,7 @@ def answers(shown: list, result: dict, truth: int | None, quick) -> None:
             for col, e in zip(st.columns(per_row), group[start:start + per_row]):
                 with col:
                     card(e, result["predictions"][e.key], truth)
-    raw = [e.title for e in shown if getattr(e.model, "temperature", None) is None]
+    raw = [e.title for e in shown if getattr(models[e.key], "temperature", None) is None]
     st.caption("Confidences are calibrated: each model's probabilities are softened or sharpened by the "
                "temperature fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST "
                "(see Calibration)." + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
@@ -216,6 +226,8 @@ st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models r
 ui.require_artifacts()
 with st.spinner("Loading the three models (only the first visit takes a few seconds)…"):
     shown = entries.listed("model")
+    for e in shown:
+        warmed(f"{e.key}:{id(e.model)}", e.model)  # the id: a reloaded or newly trained model is warmed again
 if not shown:
     st.stop()
 # Outside the fragment: sent once per page, not once per stroke.
