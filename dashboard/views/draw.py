@@ -7,7 +7,10 @@ only that, not the page around it, and the answers are plain HTML bars and inlin
 build, send and draw (a class of twenty drawing at once shares one server's two cores).
 """
 
+import json
 import random
+import re
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -38,9 +41,36 @@ BAR_HEIGHT = 120  # px: each model's probability bars
 # of the wait for an answer. A digit's stroke is over when the pen lifts, so this presses the canvas's own
 # "Update the app" button then, and the canvas sends at once (and drops its pending send). Only after a stroke
 # that began on the canvas; if a later canvas lacks the button, nothing happens and its own send still comes.
+# Streamlit's page fetches an element's code the first time it shows one: the cards' metric and the save box's
+# text input and page link came after a visitor's first stroke. They are fetched as the page loads instead
+# (<link rel=modulepreload>, as Streamlit's own index.html does); a Streamlit build without them preloads nothing.
+STATIC_JS = Path(st.__file__).parent / "static" / "static" / "js"
+STATIC_IMPORT = re.compile(r'(?:from|import)\s*"\./([\w.-]+\.js)"')
+
+
+@st.cache_resource(show_spinner=False)
+def preload_list() -> list[str]:
+    """The answers' element modules and every module they import (a preloaded module's imports are not)."""
+    todo = [p.name for stem in ("Metric", "TextInput", "PageLink") for p in STATIC_JS.glob(f"{stem}.*.js")]
+    seen = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen and (STATIC_JS / name).is_file():
+            seen.add(name)
+            todo += STATIC_IMPORT.findall((STATIC_JS / name).read_text(errors="replace"))
+    return sorted(seen)
+
+
 SEND_ON_PEN_LIFT = """<script>
 if (!window.__drawSendOnLift) {
   window.__drawSendOnLift = true;
+  const main = document.querySelector('script[type="module"][src*="static/js/"]');
+  for (const name of PRELOAD) {
+    if (!main) break;
+    const link = Object.assign(document.createElement("link"), {rel: "modulepreload", crossOrigin: "anonymous",
+                                                                 href: new URL(name, main.src).href});
+    document.head.appendChild(link);
+  }
   let root = null;
   const down = (ev) => {
     const el = ev.composedPath().find(e => e.classList && e.classList.contains("upper-canvas"));
@@ -231,5 +261,6 @@ with st.spinner("Loading the three models (only the first visit takes a few seco
 if not shown:
     st.stop()
 # Outside the fragment: sent once per page, not once per stroke.
-st.html(PHONE_ONLY + BARS_CSS + SEND_ON_PEN_LIFT, unsafe_allow_javascript=True)
+st.html(PHONE_ONLY + BARS_CSS + SEND_ON_PEN_LIFT.replace("PRELOAD", json.dumps(preload_list())),
+        unsafe_allow_javascript=True)
 draw_and_read(shown)
