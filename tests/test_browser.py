@@ -59,7 +59,7 @@ async def every_page_and_drawing_a_digit(url: str, server_seconds: float) -> Non
         # Draw: a stroke with the mouse, then all three models answer; the canvas sends the stroke once.
         await page.get_by_text("Draw a digit on the black square").wait_for()
         sent = []
-        page.on("websocket", lambda ws: ws.on("framesent", sent.append))
+        page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
         await page.reload()  # a new websocket, watched from its start
         await page.get_by_text("Draw a digit on the black square").wait_for()
         await browser.wait_idle(page)

@@ -83,7 +83,7 @@ def test_test_digit_gets_a_card_and_bars_per_model(draw_page):
     assert list(cards) == list(TITLES.values())
     bars = bars_of(at)
     assert len(bars) == 3
-    for (name, spec), bar, answer in zip(SPECS.items(), bars, cards.values()):
+    for spec, bar, answer in zip(SPECS.values(), bars, cards.values()):
         assert f"background:{spec.color}" in bar  # in the model's own colour
         assert f'aria-label="Probabilities, {answer}: ' in bar or f", {answer}: " in bar
         assert bar.count("✓") == 1  # the test digit's label is known
