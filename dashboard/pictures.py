@@ -3,6 +3,10 @@ turned into colour images: colour maps, mosaics, overlays. NumPy and Pillow only
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -17,6 +21,16 @@ def to_uint8(image) -> np.ndarray:
 def digit_image(image, size: int = 112) -> Image.Image:
     """A 28x28 digit (uint8, or float in [0, 1]) scaled up with hard pixel edges."""
     return Image.fromarray(to_uint8(image), "L").resize((size, size), Image.Resampling.NEAREST)
+
+
+def digit_html(image, size: int, alt: str = "") -> str:
+    """A digit as an ``<img>`` that carries its own 28x28 PNG (a few hundred bytes) and is enlarged to
+    ``size`` pixels by the browser, with hard pixel edges: no image file to store, serve and fetch."""
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image), "L").save(buf, format="PNG")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (f'<img src="data:image/png;base64,{data}" width="{size}" height="{size}" alt="{html.escape(alt)}" '
+            'style="image-rendering:pixelated;display:block">')
 
 
 def _font(size: int):

@@ -258,7 +258,7 @@ def test_draw_upload_gives_three_predictions(artifacts):
     assert all(v in [str(d) for d in range(10)] for v in answers.values())
     banner = texts(at.success) + texts(at.warning)
     assert "agree" in banner
-    assert len(at.get("plotly_chart")) == 3
+    assert sum('class="pbars"' in h.proto.body for h in at.get("html")) == 3  # each model's probability bars
 
 
 def test_draw_bad_upload_says_why(artifacts):

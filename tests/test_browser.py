@@ -56,11 +56,18 @@ async def every_page_and_drawing_a_digit(url: str, server_seconds: float) -> Non
             assert title in await page.locator(browser.TITLE).first.inner_text()
             assert not await browser.page_problems(page), path or "home"
 
-        # Draw: a stroke with the mouse, then all three models answer.
+        # Draw: a stroke with the mouse, then all three models answer; the canvas sends the stroke once.
         await page.get_by_text("Draw a digit on the black square").wait_for()
+        sent = []
+        page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
+        await page.reload()  # a new websocket, watched from its start
+        await page.get_by_text("Draw a digit on the black square").wait_for()
+        await browser.wait_idle(page)
+        before = len(sent)
         await browser.draw(page, browser.DIGITS[7])
         digits = await browser.read_predictions(page)
         await browser.wait_idle(page)
+        assert len(sent) - before == 1, f"a stroke sent {len(sent) - before} messages"  # sent on pen lift, not twice
         metrics = page.locator(browser.METRICS)
         assert await metrics.count() == 3
         labels = [await metrics.nth(i).locator('[data-testid="stMetricLabel"]').inner_text() for i in range(3)]
@@ -68,11 +75,27 @@ async def every_page_and_drawing_a_digit(url: str, server_seconds: float) -> Non
         assert all(d in list("0123456789") for d in digits), digits
         assert await page.get_by_text("What the models saw").is_visible()
         assert await page.get_by_text("agree").filter(visible=True).count()  # "All three models agree" or "... disagree"
+        bars = page.locator(".pbars")
+        assert await bars.count() == 3  # each model's ten probabilities, its answer named in the bars' label
+        for i, d in enumerate(digits):
+            assert f"Probabilities, {d}: " in await bars.nth(i).get_attribute("aria-label")
+        seen = page.get_by_role("img", name="the 28x28 image the models saw")
+        assert await seen.evaluate("img => [img.naturalWidth, img.naturalHeight, img.width]") == [28, 28, 140]
         assert not await browser.page_problems(page), "draw, after drawing"
+
+        # The page's own Undo, Redo and Clear under the canvas (they rerun the canvas and answers alone).
+        asks = page.locator('[data-testid="stAlertContentInfo"]', has_text="Draw a digit")
+        for key, answers in (("canvas_undo", 0), ("canvas_redo", 3), ("canvas_clear", 0)):
+            await page.locator(f".st-key-{key} button").click()
+            await (asks.wait_for(timeout=30_000) if not answers else browser.read_predictions(page))
+            await browser.wait_idle(page)
+            assert await metrics.count() == answers, key
+            assert not await browser.page_problems(page), f"draw, after {key}"
+        await browser.draw(page, browser.DIGITS[7])
+        await browser.read_predictions(page)
 
         # The canvas's own toolbar: undo the stroke, then draw again and clear; each time the
         # predictions go and the page asks for a digit.
-        asks = page.locator('[data-testid="stAlertContentInfo"]', has_text="Draw a digit")
         for button in ("Undo", "Reset canvas & history"):
             await browser.clear_canvas(page, button)
             await asks.wait_for(timeout=30_000)

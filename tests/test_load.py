@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
 
 
 def test_concurrent_sessions_all_get_answers(tmp_path, best_artifacts, chromium):
@@ -31,6 +36,41 @@ def test_concurrent_sessions_all_get_answers(tmp_path, best_artifacts, chromium)
             assert r["shown"] == [[str(d)] * 3 for d in r["digits"]]
         assert all(math.isfinite(v) and v > 0 for v in r["latency_ms"])
     assert summary["server_peak_rss_mb"] > 100
+    # What the server itself spent over the drawing phase, apart from the browsers beside it.
+    assert summary["server_cpu_s"] > 0
+    assert summary["server_cpu_ms_per_prediction"] == pytest.approx(1000 * summary["server_cpu_s"] / 8)
+    assert all(len(summary["load_average"][k]) == 3 for k in ("before", "after"))
+
+
+def test_a_server_it_did_not_start_has_unknown_cpu_and_memory():
+    """With --url the server is not this command's: its CPU and memory are None, never a guess."""
+    from tools import load
+
+    out = {"sessions": [{"session": 0, "latency_ms": [120.0, 80.0], "errors": []}], "seconds": 3.0}
+    s = load.summary(out)
+    assert s["server_cpu_ms_per_prediction"] is None and s["server_peak_rss_mb"] is None
+    out |= {"server_cpu_s": 0.5, "server_peak_rss_mb": 700.0}
+    assert load.summary(out)["server_cpu_ms_per_prediction"] == pytest.approx(250.0)
+
+
+def test_tree_cpu_counts_the_children_too():
+    import subprocess
+    import sys
+    import time
+
+    from tools import load
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"])
+    try:
+        deadline = time.monotonic() + 60
+        while load.tree_cpu_s(proc.pid) < 0.6 and time.monotonic() < deadline:  # the grandchild's burn counts
+            time.sleep(0.1)
+        assert load.tree_cpu_s(proc.pid) >= 0.6
+    finally:
+        for child in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split():
+            os.kill(int(child), signal.SIGTERM)
+        proc.wait(10)
 
 
 def test_predictions_are_right_while_another_session_resets_keras(tiny_artifacts):

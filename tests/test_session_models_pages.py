@@ -127,7 +127,7 @@ def test_draw_shows_the_session_models_prediction(artifacts, entry):
     cards = {m.label: m.value for m in at.metric}
     assert set(cards) == {*TITLES.values(), ROW}
     assert cards[ROW] == cards[TITLES["numpy_mlp"]]  # the same network reads the same digit
-    assert len(at.get("plotly_chart")) == 4
+    assert sum('class="pbars"' in h.proto.body for h in at.get("html")) == 4  # each model's probability bars
     assert "this session" in texts(at.caption)
     assert "drawn_digit" not in at.session_state  # a test digit is not the visitor's drawing
 

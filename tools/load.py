@@ -13,6 +13,11 @@ It checks that each session shows all three models' answers, that they are the d
 (``--no-check-digits`` skips this for barely trained models), and that no page shows an
 exception or an error. Prints p50/p95 and exits 1 on any failure. The server, Chromium and the
 Draw page are driven through tools.browser.
+
+When it starts its own server it also reports what the server itself costs, apart from the browsers
+that share the machine with it: the server's CPU time (user + system, from /proc, the server and
+everything it started) over the drawing phase divided by the predictions made, and its peak memory.
+With ``--url`` the server is not this command's, so both are reported as unknown.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,11 +50,29 @@ WATCH = """(answers) => {
   });
 }"""
 ORDER = (1, 7, 0)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every descendant still alive."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            # Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / CLOCK_TICKS
 
 
 async def session(i: int, chromium, url: str, rounds: int, ready: asyncio.Barrier, check: bool,
-                  timeout_s: float) -> dict:
+                  timeout_s: float, on_start=None) -> dict:
     page = await chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_navigation_timeout(timeout_s * 1000)  # twenty pages loading at once take more than 30 s
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
     result = {"session": i, "digits": [], "shown": [], "latency_ms": [], "errors": errors}
@@ -56,7 +80,8 @@ async def session(i: int, chromium, url: str, rounds: int, ready: asyncio.Barrie
         try:
             await browser.open_draw(page, url, timeout_s * 1000)
         finally:
-            await ready.wait()  # everyone draws at once, including after a failure to load
+            if await ready.wait() == 0 and on_start:  # everyone draws at once, including after a failure to load
+                on_start()
         for r in range(rounds):
             digit = ORDER[(i + r) % len(ORDER)]
             if r:
@@ -88,17 +113,21 @@ async def run(sessions: int, rounds: int, url: str | None, artifacts, check: boo
         if url:
             return await _drive(chromium, url, sessions, rounds, check, timeout_s)
         with browser.app_server(artifacts, timeout_s) as server:
-            out = await _drive(chromium, server.url, sessions, rounds, check, timeout_s)
+            started = {}
+            out = await _drive(chromium, server.url, sessions, rounds, check, timeout_s,
+                               on_start=lambda: started.setdefault("cpu_s", tree_cpu_s(server.proc.pid)))
+            # The drawing phase: from the moment every page is ready to the last answer.
+            out["server_cpu_s"] = tree_cpu_s(server.proc.pid) - started.get("cpu_s", 0.0)
             out["server_peak_rss_mb"] = browser.tree_peak_rss_mb(server.proc.pid)
             if server.proc.poll() is not None or any(r["errors"] for r in out["sessions"]):
                 out["server_log_tail"] = server.log_tail()
             return out
 
 
-async def _drive(chromium, url, sessions, rounds, check, timeout_s) -> dict:
+async def _drive(chromium, url, sessions, rounds, check, timeout_s, on_start=None) -> dict:
     ready = asyncio.Barrier(sessions)
     start = time.perf_counter()
-    results = await asyncio.gather(*(session(i, chromium, url, rounds, ready, check, timeout_s)
+    results = await asyncio.gather(*(session(i, chromium, url, rounds, ready, check, timeout_s, on_start)
                                      for i in range(sessions)))
     return {"sessions": results, "seconds": time.perf_counter() - start}
 
@@ -110,8 +139,12 @@ def summary(out: dict) -> dict:
          "seconds": out["seconds"]}
     if latencies:
         s |= {f"{k}_ms": float(np.percentile(latencies, q)) for k, q in (("p50", 50), ("p95", 95), ("max", 100))}
-    if "server_peak_rss_mb" in out:
-        s["server_peak_rss_mb"] = out["server_peak_rss_mb"]
+    # None: not measured (--url), never a guess.
+    s["server_peak_rss_mb"] = out.get("server_peak_rss_mb")
+    s["server_cpu_s"] = out.get("server_cpu_s")
+    # Each prediction's share of the server's CPU, including the reruns that clear the canvas between rounds.
+    s["server_cpu_ms_per_prediction"] = (1000 * out["server_cpu_s"] / len(latencies)
+                                         if "server_cpu_s" in out and latencies else None)
     return s
 
 
@@ -136,8 +169,11 @@ def main(argv=None) -> int:
     if not browser.chromium_available():
         print("error: needs Playwright and Chromium (set CHROMIUM=/path/to/chromium)", file=sys.stderr)
         return 2
+    load_before = os.getloadavg()  # the machine's load says how far timings from a shared machine can be trusted
     out = asyncio.run(run(args.sessions, args.rounds, args.url, args.artifacts, args.check, args.timeout))
     s = summary(out)
+    s["load_average"] = {"before": [round(v, 2) for v in load_before],
+                         "after": [round(v, 2) for v in os.getloadavg()]}
     out["summary"] = s
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -149,9 +185,17 @@ def main(argv=None) -> int:
         print("server log (tail):\n" + out["server_log_tail"], file=sys.stderr)
     lat = (f"stroke end -> prediction shown: p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, "
            f"max {s['max_ms']:.0f} ms" if "p50_ms" in s else "no prediction was shown")
-    mem = f"; server peak memory {s['server_peak_rss_mb']:.0f} MB" if "server_peak_rss_mb" in s else ""
+    if s["server_cpu_ms_per_prediction"] is not None:
+        server = (f"server CPU {s['server_cpu_ms_per_prediction']:.0f} ms per prediction "
+                  f"({s['server_cpu_s']:.1f} s in all), server peak memory {s['server_peak_rss_mb']:.0f} MB")
+    elif s["server_peak_rss_mb"] is not None:
+        server = f"server peak memory {s['server_peak_rss_mb']:.0f} MB"
+    else:
+        server = "server CPU and memory unknown (--url: not this command's server)"
     print(f"{s['sessions']} sessions, {s['predictions']} predictions in {s['seconds']:.1f} s, "
-          f"{s['failed_sessions']} sessions failed; {lat}{mem}")
+          f"{s['failed_sessions']} sessions failed; {lat}; {server}; load average (1, 5, 15 min) "
+          f"before {' '.join(map(str, s['load_average']['before']))}, after "
+          f"{' '.join(map(str, s['load_average']['after']))}")
     return 1 if s["failed_sessions"] or s["predictions"] < args.sessions * args.rounds else 0
 
 

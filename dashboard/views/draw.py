@@ -1,20 +1,31 @@
 """Draw: draw a digit (or upload an image, or pick a test digit) and see all three models read it the
 moment the stroke ends: each model's digit, confidence and ten probabilities, whether they agree, and
 the 28x28 image the models actually saw. The only page that loads the models, and so TensorFlow.
+
+Everything below the title is one fragment (``st.fragment``): a stroke, a button or a new upload reruns
+only that, not the page around it, and the answers are plain HTML bars and inline 28x28 images, cheap to
+build, send and draw (a class of twenty drawing at once shares one server's two cores).
 """
 
+import json
 import random
+import re
+from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 from streamlit_drawable_canvas import st_canvas
 
 from core import ArtifactError
 from core.ood import NOT_A_DIGIT
 from core.predict import predict_image
 from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
-from dashboard import cache, entries, ui
-from dashboard.charts import probability_chart
-from dashboard.pictures import digit_image
+
+# collect imports SQLAlchemy (half a second): here, with the page, rather than at the first stroke.
+from dashboard import cache, collect, entries, ui
+from dashboard.charts import BARS_CSS, probability_bars
+from dashboard.pictures import digit_html
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 SOURCES = ["Draw", "Upload an image", "Test-set example"]
@@ -25,6 +36,57 @@ DRAWING_KEY, UNDONE_KEY, SET_KEY, STALE_KEY = "canvas_drawing", "canvas_undone",
 # sits under the canvas there (only below Streamlit's 640 px column breakpoint; the cards say it on wider screens).
 PHONE_ONLY = ("<style>.st-key-draw_quick{display:none}"
               "@media (max-width: 640px){.st-key-draw_quick{display:block}}</style>")
+BAR_HEIGHT = 120  # px: each model's probability bars
+# The canvas sends a drawing 200 ms after the pen lifts (a debounce meant for dragging shapes), which was most
+# of the wait for an answer. A digit's stroke is over when the pen lifts, so this presses the canvas's own
+# "Update the app" button then, and the canvas sends at once (and drops its pending send). Only after a stroke
+# that began on the canvas; if a later canvas lacks the button, nothing happens and its own send still comes.
+# Streamlit's page fetches an element's code the first time it shows one: the cards' metric and the save box's
+# text input and page link came after a visitor's first stroke. They are fetched as the page loads instead
+# (<link rel=modulepreload>, as Streamlit's own index.html does); a Streamlit build without them preloads nothing.
+STATIC_JS = Path(st.__file__).parent / "static" / "static" / "js"
+STATIC_IMPORT = re.compile(r'(?:from|import)\s*"\./([\w.-]+\.js)"')
+
+
+@st.cache_resource(show_spinner=False)
+def preload_list() -> list[str]:
+    """The answers' element modules and every module they import (a preloaded module's imports are not)."""
+    todo = [p.name for stem in ("Metric", "TextInput", "PageLink") for p in STATIC_JS.glob(f"{stem}.*.js")]
+    seen = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen and (STATIC_JS / name).is_file():
+            seen.add(name)
+            todo += STATIC_IMPORT.findall((STATIC_JS / name).read_text(errors="replace"))
+    return sorted(seen)
+
+
+SEND_ON_PEN_LIFT = """<script>
+if (!window.__drawSendOnLift) {
+  window.__drawSendOnLift = true;
+  const main = document.querySelector('script[type="module"][src*="static/js/"]');
+  for (const name of PRELOAD) {
+    if (!main) break;
+    const link = Object.assign(document.createElement("link"), {rel: "modulepreload", crossOrigin: "anonymous",
+                                                                 href: new URL(name, main.src).href});
+    document.head.appendChild(link);
+  }
+  let root = null;
+  const down = (ev) => {
+    const el = ev.composedPath().find(e => e.classList && e.classList.contains("upper-canvas"));
+    root = el ? el.getRootNode() : null;
+  };
+  const up = () => {
+    if (!root) return;
+    const r = root;
+    root = null;
+    // After the canvas's own pen-lift handlers (and their microtasks) have recorded the stroke.
+    setTimeout(() => r.querySelector('button[title="Update the app with this drawing"]')?.click(), 0);
+  };
+  for (const kind of ["pointerdown", "mousedown", "touchstart"]) window.addEventListener(kind, down, true);
+  for (const kind of ["pointerup", "mouseup", "touchend"]) window.addEventListener(kind, up, true);
+}
+</script>"""
 
 
 def canvas_buttons(canvas) -> None:
@@ -57,81 +119,97 @@ def canvas_buttons(canvas) -> None:
     st.session_state[DRAWING_KEY] = {**drawing, "objects": objects, "revision": revision}
     st.session_state[SET_KEY] = len(objects)
     st.session_state[STALE_KEY] = list(drawing.get("objects", []))  # what the canvas says until it has loaded it
-    st.rerun()
+    rerun_fragment()
 
 
-st.title("Draw a digit")
-st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models read it as soon as you lift "
-            "the pen, after it is cropped, scaled and centred the way MNIST's digits were.")
-ui.require_artifacts()
-with st.spinner("Loading the three models (only the first visit takes a few seconds)…"):
-    shown = entries.listed("model")
-if not shown:
-    st.stop()
-
-left, right = st.columns([2, 3], gap="large")
-image, truth = None, None
-with left:
-    source = st.segmented_control("Input", SOURCES, default=SOURCES[0], required=True, key="source",
-                                  label_visibility="collapsed")
-    if source == "Draw":
-        pen = st.slider("Pen width", 8, 40, 20, key="pen", help="MNIST's strokes are about 2 pixels of 28; "
-                        "any width works, as the stroke is brought to that thickness.")
-        canvas = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
-                           height=CANVAS, width=CANVAS, drawing_mode="freedraw", update_streamlit=True,
-                           return_image_data=True, initial_drawing=st.session_state.get(DRAWING_KEY), key="canvas")
-        canvas_buttons(canvas)
-        image = canvas.image_data
-        empty_message = "Draw a digit on the black square: the predictions appear when you lift the pen."
-    elif source == "Upload an image":
-        upload = st.file_uploader("An image of one digit", type=UPLOAD_TYPES, key="upload",
-                                  max_upload_size=MAX_UPLOAD_BYTES // 2**20,
-                                  help="Dark on light or light on dark, any size; a photo of paper works.")
-        image = upload.getvalue() if upload is not None else None
-        empty_message = "Upload a picture of a single handwritten digit (PNG, JPEG, GIF, BMP or WebP, up to " \
-                        f"{MAX_UPLOAD_BYTES // 2**20} MB)."
-    else:
-        try:
-            sample = cache.read("sample")
-        except ArtifactError as e:
-            ui.show_artifact_error(e)
-            sample = None
-        if sample is not None:
-            if st.button("Another test digit", icon=":material/shuffle:") or "example" not in st.session_state:
-                st.session_state.example = random.randrange(len(sample["labels"]))
-            i = st.session_state.example % len(sample["labels"])
-            image, truth = sample["images"][i], int(sample["labels"][i])
-            st.image(digit_image(image, CANVAS), width=CANVAS,
-                     caption=f"Test digit #{int(sample['index'][i])}, labelled {truth}")
-        empty_message = "The bundled test digits are missing, so there is no example to show."
-
-quick = left.container(key="draw_quick")  # the answer in one line, under the canvas, on a phone
-st.html(PHONE_ONLY)
-result = None
-with right:
-    if image is None:
-        st.info(empty_message, icon=":material/draw:")
-    else:
-        try:
-            result = predict_image(image, {e.key: e.model for e in shown})
-        except NoDigit as e:
-            st.info(str(e), icon=":material/draw:")
-        except ImageError as e:
-            st.error(f"That image was refused: {e}", icon=":material/block:")
-    if result is not None and source != "Test-set example":  # a test digit is not the visitor's own
-        st.session_state[DRAWN_KEY] = result["image"]
+def rerun_fragment() -> None:
+    """Rerun the fragment only; a full run (the first, or a test's) cannot, so it reruns the page."""
+    try:
+        st.rerun(scope="fragment")
+    except StreamlitAPIException:
+        st.rerun()
 
 
-def card(e, p: dict) -> None:
+def card(e, p: dict, truth: int | None) -> None:
     with st.container(border=True):
         confidence = float(p["probs"][p["digit"]])
         sure = f"{confidence:.1%}" if confidence < 0.9995 else ">99.9%"  # never a rounded-up 100%
         st.metric(e.title, p["digit"], delta=f"{sure} sure", delta_color="off", delta_arrow="off")
-        st.plotly_chart(probability_chart(p["probs"], e.color, height=190, true_digit=truth),
-                        width="stretch", key=f"probs-{e.key}", config={"displayModeBar": False})
+        st.html(probability_bars(p["probs"], e.color, height=BAR_HEIGHT, true_digit=truth))
 
 
-if result is not None:
+@st.cache_resource(show_spinner=False, max_entries=32)
+def warmed(key: str, _model) -> bool:
+    """Has ``_model`` read one blank digit: a model's first answer costs a few hundred ms (TensorFlow builds
+    its graph), paid here as the page loads rather than at the first stroke. ``key`` names the loaded model."""
+    _model.calibrated_proba(np.zeros((1, 28, 28), np.float32))
+    return True
+
+
+@st.fragment
+def draw_and_read(shown: list) -> None:
+    """The input (canvas, upload or test digit) and the models' answers: rerun alone on every stroke."""
+    left, right = st.columns([2, 3], gap="large")
+    image, truth = None, None
+    with left:
+        source = st.segmented_control("Input", SOURCES, default=SOURCES[0], required=True, key="source",
+                                      label_visibility="collapsed")
+        if source == "Draw":
+            pen = st.slider("Pen width", 8, 40, 20, key="pen", help="MNIST's strokes are about 2 pixels of 28; "
+                            "any width works, as the stroke is brought to that thickness.")
+            canvas = st_canvas(stroke_width=pen, stroke_color="#FFFFFF", background_color="#000000",
+                               height=CANVAS, width=CANVAS, drawing_mode="freedraw", update_streamlit=True,
+                               return_image_data=True, initial_drawing=st.session_state.get(DRAWING_KEY),
+                               key="canvas")
+            canvas_buttons(canvas)
+            image = canvas.image_data
+            empty_message = "Draw a digit on the black square: the predictions appear when you lift the pen."
+        elif source == "Upload an image":
+            upload = st.file_uploader("An image of one digit", type=UPLOAD_TYPES, key="upload",
+                                      max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+                                      help="Dark on light or light on dark, any size; a photo of paper works.")
+            image = upload.getvalue() if upload is not None else None
+            empty_message = "Upload a picture of a single handwritten digit (PNG, JPEG, GIF, BMP or WebP, up to " \
+                            f"{MAX_UPLOAD_BYTES // 2**20} MB)."
+        else:
+            try:
+                sample = cache.read("sample")
+            except ArtifactError as e:
+                ui.show_artifact_error(e)
+                sample = None
+            if sample is not None:
+                if st.button("Another test digit", icon=":material/shuffle:") or "example" not in st.session_state:
+                    st.session_state.example = random.randrange(len(sample["labels"]))
+                i = st.session_state.example % len(sample["labels"])
+                image, truth = sample["images"][i], int(sample["labels"][i])
+                st.html(digit_html(image, CANVAS, alt=f"test digit {truth}"))
+                st.caption(f"Test digit #{int(sample['index'][i])}, labelled {truth}")
+            empty_message = "The bundled test digits are missing, so there is no example to show."
+
+    quick = left.container(key="draw_quick")  # the answer in one line, under the canvas, on a phone
+    result = None
+    with right:
+        if image is None:
+            st.info(empty_message, icon=":material/draw:")
+        else:
+            models = {e.key: e.model for e in shown}  # each a cache look-up: once per rerun
+            try:
+                result = predict_image(image, models)
+            except NoDigit as e:
+                st.info(str(e), icon=":material/draw:")
+            except ImageError as e:
+                st.error(f"That image was refused: {e}", icon=":material/block:")
+        if result is not None and source != "Test-set example":  # a test digit is not the visitor's own
+            st.session_state[DRAWN_KEY] = result["image"]
+    if result is not None:
+        with right:
+            answers(shown, models, result, truth, quick)
+            if source != "Test-set example":  # the visitor's own digit: offer to save it
+                collect.offer(result, [e for e in shown if e.committed])
+
+
+def answers(shown: list, models: dict, result: dict, truth: int | None, quick) -> None:
+    """Whether the models agree, each model's card, and the 28x28 image they saw."""
     committed = [e for e in shown if e.committed]
     digits = {e.key: result["predictions"][e.key]["digit"] for e in committed}
     label = f" The label says {truth}." if truth is not None else ""
@@ -140,39 +218,49 @@ if result is not None:
     else:
         count = {2: "Both models", 3: "All three models"}.get(len(digits), f"All {len(digits)} models")
         said = f"{count} agree: it's a **{next(iter(digits.values()), '')}**."
-    with right:
-        if result["unusual"]:  # noise, a photo, several digits: the models would still name a digit
-            st.warning(result["unusual"] + label, icon=":material/help:")
-            quick.warning(f"{NOT_A_DIGIT}.", icon=":material/help:")
-        elif len(set(digits.values())) == 1:
-            st.success(said + label, icon=":material/check_circle:")
-            quick.success(said, icon=":material/check_circle:")
-        elif digits:
-            said = ", ".join(f"{e.short} says **{digits[e.key]}**" for e in committed)
-            st.warning(f"The models disagree: {said}.{label}", icon=":material/help:")
-            quick.warning(f"The models disagree: {said}.", icon=":material/help:")
-        per_row = max(3, len(committed))
-        mine = [e for e in shown if not e.committed]
-        for group in (committed, mine):
-            if group is mine and mine:
-                st.caption("**Your models (this session)**, trained on the Train page. The banner above is about "
-                           "the committed models only.")
-            for start in range(0, len(group), per_row):
-                for col, e in zip(st.columns(per_row), group[start:start + per_row]):
-                    with col:
-                        card(e, result["predictions"][e.key])
-        raw = [e.title for e in shown if getattr(e.model, "temperature", None) is None]
-        st.caption("Confidences are calibrated: each model's probabilities are softened or sharpened by the "
-                   "temperature fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST "
-                   "(see Calibration)." + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
-        seen, text = st.columns([1, 3], vertical_alignment="center")
-        seen.image(digit_image(result["image"], 140), width=140)
-        text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "
-                      "pixels, centred by its centre of mass in a 28×28 frame and its stroke evened out: the "
-                      "recipe used to make MNIST, so a drawing looks like the digits the models learnt from.")
+    if result["unusual"]:  # noise, a photo, several digits: the models would still name a digit
+        st.warning(result["unusual"] + label, icon=":material/help:")
+        quick.warning(f"{NOT_A_DIGIT}.", icon=":material/help:")
+    elif len(set(digits.values())) == 1:
+        st.success(said + label, icon=":material/check_circle:")
+        quick.success(said, icon=":material/check_circle:")
+    elif digits:
+        said = ", ".join(f"{e.short} says **{digits[e.key]}**" for e in committed)
+        st.warning(f"The models disagree: {said}.{label}", icon=":material/help:")
+        quick.warning(f"The models disagree: {said}.", icon=":material/help:")
+    per_row = max(3, len(committed))
+    mine = [e for e in shown if not e.committed]
+    for group in (committed, mine):
+        if group is mine and mine:
+            st.caption("**Your models (this session)**, trained on the Train page. The banner above is about "
+                       "the committed models only.")
+        for start in range(0, len(group), per_row):
+            for col, e in zip(st.columns(per_row), group[start:start + per_row]):
+                with col:
+                    card(e, result["predictions"][e.key], truth)
+    raw = [e.title for e in shown if getattr(models[e.key], "temperature", None) is None]
+    st.caption("Confidences are calibrated: each model's probabilities are softened or sharpened by the "
+               "temperature fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST "
+               "(see Calibration)." + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
+    seen, text = st.columns([1, 3], vertical_alignment="center")
+    with seen:
+        st.html(digit_html(result["image"], 140, alt="the 28x28 image the models saw"))
+    text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "
+                  "pixels, centred by its centre of mass in a 28×28 frame and its stroke evened out: the "
+                  "recipe used to make MNIST, so a drawing looks like the digits the models learnt from.")
 
-if result is not None and source != "Test-set example":  # the visitor's own digit: offer to save it
-    from dashboard import collect
 
-    with right:
-        collect.offer(result, [e for e in shown if e.committed])
+st.title("Draw a digit")
+st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models read it as soon as you lift "
+            "the pen, after it is cropped, scaled and centred the way MNIST's digits were.")
+ui.require_artifacts()
+with st.spinner("Loading the three models (only the first visit takes a few seconds)…"):
+    shown = entries.listed("model")
+    for e in shown:
+        warmed(f"{e.key}:{id(e.model)}", e.model)  # the id: a reloaded or newly trained model is warmed again
+if not shown:
+    st.stop()
+# Outside the fragment: sent once per page, not once per stroke.
+st.html(PHONE_ONLY + BARS_CSS + SEND_ON_PEN_LIFT.replace("PRELOAD", json.dumps(preload_list())),
+        unsafe_allow_javascript=True)
+draw_and_read(shown)
