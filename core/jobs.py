@@ -49,6 +49,7 @@ from core import worker
 from core.artifacts import read_npz
 from core.models import SPECS, model_class
 from core.settings import TrainSettings, to_dict, with_training
+from core.train import ONE_THREAD
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -77,10 +78,8 @@ class LimitError(ValueError):
     """A training request is over this server's limits; the message says which and what is allowed."""
 
 
-# One thread per library in the worker (core.train's workers use the same), so one job takes one core.
-WORKER_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MNIST_TRAIN_THREADS")}
-WORKER_ENV["TF_CPP_MIN_LOG_LEVEL"] = "2"
+# One thread per library in the worker, as in core.train's workers, so one job takes one core.
+WORKER_ENV = ONE_THREAD | {"TF_CPP_MIN_LOG_LEVEL": "2"}
 STOP_TIMEOUT = 10.0  # seconds a worker gets to finish after being killed or asked to go, before SIGKILL
 
 class _Slots:
@@ -416,6 +415,7 @@ class TrainingJob:
         elif kind == "stopped_early":
             self._set(state="stopped", message="Stopped before training began.")
         elif kind == "error":
+            log.warning("training %s failed: %s", self.model_name, self._log_tail(40))
             self._set(state="error", error=outcome.get("error") or "unknown error", message="Training failed.")
         elif kind == "done" and rc == 0:
             model = model_class(self.model_name).load(self.folder / worker.MODEL_DIR)
@@ -431,6 +431,7 @@ class TrainingJob:
             how = (f"was killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0
                    and -rc in signal.Signals._value2member_map_ else f"exited with code {rc}")
             hint = " (perhaps the machine ran out of memory)" if rc == -signal.SIGKILL else ""
+            log.warning("training worker of %s %s: %s", self.model_name, how, self._log_tail(40))
             self._set(state="error", message="Training failed.",
                       error=f"The training process {how}{hint} before it finished; nothing was kept. "
                             f"{self._log_tail()}".strip())

@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         np.savez(folder / "misclassified.npz", **result.misclassified)
         emit(event="done", stopped=stop.is_set(), metrics=result.metrics)
         return 0
-    except Exception as e:  # said on the Train page; the traceback goes to the server's log through stderr
+    except Exception as e:  # said on the Train page; the traceback, on stderr, goes to the server's log
         import traceback
 
         traceback.print_exc()
