@@ -175,7 +175,7 @@ def test_train_page_shows_and_obeys_the_configured_limits(app_env, monkeypatch, 
     sizes = [int(o.replace(",", "")) for o in at.select_slider(key="train_subset").options]
     assert max(sizes) == 3000 and at.slider(key="train_epochs").max == 4
     text = " ".join(c.value for c in at.caption)
-    assert "up to 3,000 training images and 4 epochs, 1 model training at a time" in text
+    assert "3,000 images and 4 epochs per training, 1 model training at a time" in text
     assert "its own low-priority process" in text
     assert jobs.MAX_JOBS == 1
 

@@ -50,11 +50,13 @@ def show_curves(history, label, color, reference, key):
         col.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"{key}-{what}")
 
 
-def watch(job):
-    """Progress, curves and the Stop button of a running job; reruns on a timer until it ends."""
+def watch(job, shown_epochs: int):
+    """Progress and the Stop button of a running job; reruns on a timer until it ends. The curves are drawn
+    by the page, outside this fragment: a new epoch (or the end) reruns the page, so the charts are built
+    once an epoch instead of every second, in the server's interpreter that every visitor shares."""
     info = job.progress()
-    if job.done:
-        st.rerun()  # the whole page: the result appears and the timer stops
+    if job.done or info["epoch"] != shown_epochs:
+        st.rerun()  # the whole page: new curves, or the result, and the timer stops
     st.markdown(f"**Training {SPECS[job.model_name].title}** on {job.subset:,} images")
     label = info["message"]
     if info["state"] == "running":
@@ -66,7 +68,6 @@ def watch(job):
                  help="Stop after the current batch and keep what the model has learnt so far."):
         job.stop()
         st.rerun(scope="fragment")
-    show_curves(info["history"], "this run", session.next_color(), committed_accuracy(job.model_name), "live")
 
 
 def settings_form():
@@ -152,8 +153,8 @@ except jobs.LimitError as e:
 if problem:
     st.warning(problem, icon=":material/speed:")
 limits = jobs.limits()
-st.caption(f"Limits on this shared server: up to {limits['max_images']:,} training images and {limits['max_epochs']} "
-           f"epochs, {limits['max_jobs']} model{'s' if limits['max_jobs'] != 1 else ''} training at a time across all "
+st.caption(f"Limits on this shared server: {limits['max_images']:,} images and {limits['max_epochs']} epochs per "
+           f"training, {limits['max_jobs']} model{'s' if limits['max_jobs'] != 1 else ''} training at a time across all "
            f"visitors and one per visitor. Each trains in its own low-priority process, so the other pages stay "
            f"quick, and stops {limits['orphan_grace']:.0f} s after its tab is closed.")
 if misconfigured:
@@ -172,7 +173,9 @@ if st.button("Train", type="primary", icon=":material/play_arrow:", key="train",
         st.error(str(e), icon=":material/hourglass_top:")
 
 if job is not None:
-    st.fragment(watch, run_every=POLL_SECONDS)(job)
+    history = job.history
+    st.fragment(watch, run_every=POLL_SECONDS)(job, len(history))
+    show_curves(history, "this run", session.next_color(), committed_accuracy(job.model_name), "live")
 else:
     problem = session.last_problem()
     if problem:
