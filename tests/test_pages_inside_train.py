@@ -165,7 +165,7 @@ def limits_restored():
 def test_train_page_shows_and_obeys_the_configured_limits(app_env, monkeypatch, limits_restored):
     jobs = limits_restored
     monkeypatch.setenv("MNIST_MAX_TRAINING_IMAGES", "3000")
-    monkeypatch.setenv("MNIST_MAX_TRAINING_JOBS", "1")
+    monkeypatch.setenv("MNIST_MAX_TRAINING_JOBS", "2")
     at = page("train_a_model.py")
     at.secrets["MNIST_MAX_EPOCHS"] = 4  # Streamlit secrets, as on Community Cloud
     at.secrets["MNIST_MAX_TRAINING_JOBS"] = 3  # the environment wins
@@ -175,9 +175,9 @@ def test_train_page_shows_and_obeys_the_configured_limits(app_env, monkeypatch, 
     sizes = [int(o.replace(",", "")) for o in at.select_slider(key="train_subset").options]
     assert max(sizes) == 3000 and at.slider(key="train_epochs").max == 4
     text = " ".join(c.value for c in at.caption)
-    assert "3,000 images and 4 epochs per training, 1 model training at a time" in text
+    assert "3,000 images and 4 epochs per training, 2 models training at a time" in text
     assert "its own low-priority process" in text
-    assert jobs.MAX_JOBS == 1
+    assert jobs.MAX_JOBS == 2
 
 
 def test_train_page_says_when_a_limit_is_misconfigured(app_env, monkeypatch, limits_restored):
