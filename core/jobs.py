@@ -1,42 +1,72 @@
-"""Training jobs: a model training in a background thread that anyone can watch and stop; the
-engine of the dashboard's Train page.
+"""Training jobs: a model training in a worker process that anyone can watch and stop; the engine of
+the dashboard's Train page, and the limits it runs under.
 
     job = TrainingJob.start("lenet", {"epochs": 3, "lr": 2e-3}, subset=5000, data=load_mnist())
     job.progress()        # {"state": "running", "epoch": 1, "fraction": 0.4, "history": [...], ...}
     job.stop()            # finishes the current batch, keeps what was learnt
     job.wait()            # -> the finished job; job.model, job.metrics, job.predictions, job.misclassified
 
-Training goes through the models' own ``fit`` (the loop ``python -m core.train`` uses),
-with ``on_epoch``/``on_batch`` callbacks that record progress and ask to stop. Nothing
-here saves anything: a job's model lives only as long as whoever holds the job.
-Limits keep a small shared machine alive: ``MAX_SUBSET`` training images,
-``MAX_EPOCHS`` epochs, ``MAX_JOBS`` jobs training at once in this process and
-``MAX_JOBS_PER_OWNER`` per owner (whoever starts it: the dashboard passes one id per
-browser); a request over them raises ``LimitError`` saying what is allowed. They are
-checked on the settings the job will really use: the model's own defaults with the
-request's changes applied. A job can be told how to see that its owner has gone
-(``alive``): it then stops ``ORPHAN_GRACE`` seconds after, freeing its slot.
+Training runs in a child process, ``python -m core.worker`` (niced, one thread per library), through
+the models' own ``fit`` (the loop ``python -m core.train`` uses): it cannot hold the server's interpreter
+or take both cores of a small machine, and its memory is returned when it ends. The worker sends its
+progress as JSON lines, stops on request after the current batch, evaluates and saves the model with its
+own safe ``save`` into a temporary folder; the job loads it back and removes the folder. Nothing is kept
+on disk: a job's model lives only as long as whoever holds the job. A worker whose job is abandoned, or
+whose server exits, is killed and reaped (the worker also leaves by itself when its server's pipe closes).
+
+Limits keep a small shared machine alive: ``MAX_SUBSET`` training images, ``MAX_EPOCHS`` epochs,
+``MAX_JOBS`` jobs training at once from this process and ``MAX_JOBS_PER_OWNER`` per owner (whoever starts
+it: the dashboard passes one id per browser); a request over them raises ``LimitError`` saying what is
+allowed. They are checked on the settings the job will really use: the model's own defaults with the
+request's changes applied. The first three are read from the environment (``LIMIT_VARIABLES``) and, via
+``configure``, from whatever settings the caller passes (the dashboard: Streamlit secrets); a bad value is
+reported and the default kept. A job can be told how to see that its owner has gone (``alive``): it then
+stops ``ORPHAN_GRACE`` seconds after, freeing its slot.
 
     job = TrainingJob.start("lenet", subset=5000, owner="browser-1", alive=lambda: tab_is_open())
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
-from core.data import DataError, find_mnist, how_to_point, splits
-from core.evaluate import evaluate
+import numpy as np
+
+from core import worker
+from core.artifacts import read_npz
 from core.models import SPECS, model_class
-from core.settings import TrainSettings, with_training
+from core.settings import TrainSettings, to_dict, with_training
+from core.train import ONE_THREAD
 
-MAX_SUBSET = 20_000  # training images per job
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+# The limits an operator may change, their environment variables (or Streamlit secrets of the same
+# names), defaults and allowed ranges. The defaults are for a 1 GB machine (Streamlit Community Cloud): the
+# server and one LeNet worker on 5,000 images peak at ~1,050 MB with shared pages counted once, ~1,140 MB on
+# 20,000 (README, "Live training"); a second worker would not fit.
+LIMIT_VARIABLES = {
+    "MAX_JOBS": ("MNIST_MAX_TRAINING_JOBS", 1, 1, 8, "jobs training at once"),
+    "MAX_SUBSET": ("MNIST_MAX_TRAINING_IMAGES", 5000, 1000, 55_000, "training images per job"),
+    "MAX_EPOCHS": ("MNIST_MAX_EPOCHS", 10, 1, 50, "epochs per job"),
+}
+MAX_SUBSET = 5000  # training images per job
 MIN_SUBSET = 100
 MAX_EPOCHS = 10
-MAX_JOBS = 2  # jobs training at the same time in one server process
+MAX_JOBS = 1  # jobs training at the same time from one server process
 MAX_JOBS_PER_OWNER = 1  # of those, one per owner: one visitor with two tabs cannot take both
 ORPHAN_GRACE = 10.0  # seconds a job trains on once its owner is gone; coming back within them keeps it
 ALIVE_EVERY = 1.0  # seconds between two looks at whether the owner is still there
@@ -49,6 +79,10 @@ DEFAULT_EPOCHS = 3  # a live run's epochs unless the visitor chooses: a minute, 
 class LimitError(ValueError):
     """A training request is over this server's limits; the message says which and what is allowed."""
 
+
+# One thread per library in the worker, as in core.train's workers, so one job takes one core.
+WORKER_ENV = ONE_THREAD | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+STOP_TIMEOUT = 10.0  # seconds a worker gets to finish after being killed or asked to go, before SIGKILL
 
 class _Slots:
     """How many jobs train at once in this process, in all and per owner: counters under a lock."""
@@ -90,6 +124,47 @@ class _Slots:
 
 
 _slots = _Slots(MAX_JOBS, MAX_JOBS_PER_OWNER)
+PROBLEMS: list[str] = []  # what was wrong with the configured limits last time they were read
+
+
+def configure(settings: Mapping | None = None, environ: Mapping | None = None) -> list[str]:
+    """Set ``MAX_JOBS``, ``MAX_SUBSET`` and ``MAX_EPOCHS`` from ``environ`` (default ``os.environ``), else
+    ``settings`` (e.g. Streamlit secrets, same names), else the defaults. Returns (and keeps in ``PROBLEMS``)
+    one message per value that is not a whole number in range; that limit keeps its default."""
+    environ = os.environ if environ is None else environ
+    settings = settings or {}
+    problems, values = [], {}
+    for attr, (var, default, low, high, what) in LIMIT_VARIABLES.items():
+        source, raw = (("environment variable", environ[var]) if var in environ else
+                       ("setting", settings[var]) if var in settings else (None, default))
+        value = default
+        if source is not None:
+            try:
+                if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                    raise ValueError
+                value = int(str(raw).strip().replace("_", "").replace(",", ""))
+                if not low <= value <= high:
+                    raise ValueError
+            except (TypeError, ValueError):
+                value = default
+                problems.append(f"{source} {var}={str(raw)!r} is not a whole number from {low:,} to {high:,} "
+                                f"({what}); using the default, {default:,}.")
+        values[attr] = value
+    for message in problems:
+        if message not in PROBLEMS:
+            log.warning("training limits: %s", message)
+    globals().update(values)
+    PROBLEMS[:] = problems
+    with _slots._lock:
+        _slots.size = values["MAX_JOBS"]
+    return problems
+
+
+def limits() -> dict:
+    """The limits in force: {"max_jobs", "max_jobs_per_owner", "max_images", "min_images", "max_epochs",
+    "orphan_grace"}."""
+    return {"max_jobs": MAX_JOBS, "max_jobs_per_owner": MAX_JOBS_PER_OWNER, "max_images": MAX_SUBSET,
+            "min_images": MIN_SUBSET, "max_epochs": MAX_EPOCHS, "orphan_grace": ORPHAN_GRACE}
 
 
 def resolve(model_name: str, overrides: dict):
@@ -131,18 +206,16 @@ def check_limits(t: TrainSettings, subset: int) -> None:
 
 
 class TrainingJob:
-    """One model training in its own thread; every method is safe to call from any thread."""
+    """One model training in its own worker process; every method is safe to call from any thread.
+
+    ``pid`` is the worker's process id and ``folder`` its temporary folder, both while it runs.
+    """
 
     def __init__(self, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None,
                  owner: str | None = None, alive: Callable[[], bool] | None = None, grace: float = ORPHAN_GRACE):
         self.settings = resolve(model_name, dict(overrides or {}))
         check_limits(self.settings.train, subset)
         self.model_name, self.title, self.subset = model_name, SPECS[model_name].title, int(subset)
-        cls = model_class(model_name)
-        # Built here, in the caller's thread, not in the training thread: Keras names layers from
-        # global state that a Streamlit rerun may reset at any moment (see dashboard/keras_guard.py),
-        # and a construction error is better raised to the caller than reported later.
-        self._model = cls(self.settings)
         self._data, self._data_dir = data, data_dir
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -159,24 +232,52 @@ class TrainingJob:
         self._last_look = -math.inf
         self._gone_since: float | None = None
         self.abandoned = False  # stopped because its owner went away
-        self._thread = threading.Thread(target=self._run, name=f"train-{model_name}", daemon=True)
+        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self.folder: Path | None = None
 
     @classmethod
     def start(cls, model_name: str, overrides: dict | None = None, subset: int = 5000, data=None, data_dir=None,
               owner: str | None = None, alive: Callable[[], bool] | None = None,
               grace: float = ORPHAN_GRACE) -> TrainingJob:
         """Check the request, take one of the ``MAX_JOBS`` training slots (and of the owner's
-        ``MAX_JOBS_PER_OWNER``) and start; raises LimitError.
+        ``MAX_JOBS_PER_OWNER``) and start its worker; raises LimitError.
 
-        ``alive``, if given, is asked now and then (from the training thread) whether the owner is still
-        there; once it has answered False for ``grace`` seconds, the job stops as if Stop had been pressed,
-        skipping the evaluation nobody would see. An exception from it counts as "still there".
+        ``data`` (MNIST as ``load_mnist`` returns it) is handed to the worker in a file; without it the
+        worker loads ``data_dir`` (default: where ``core.data`` finds MNIST) itself.
+        ``alive``, if given, is asked every ``ALIVE_EVERY`` seconds (from a watcher thread) whether the owner
+        is still there; once it has answered False for ``grace`` seconds, the worker is killed, skipping the
+        evaluation nobody would see. An exception from it counts as "still there".
         """
         job = cls(model_name, overrides, subset, data, data_dir, owner, alive, grace)
         _slots.take(owner)
-        job._started = time.time()
-        job._thread.start()
+        try:
+            job._spawn()
+        except BaseException:
+            job._cleanup()
+            _slots.give_back(owner)
+            raise
         return job
+
+    def _spawn(self) -> None:
+        self._started = time.time()
+        self.folder = Path(tempfile.mkdtemp(prefix="mnist-job-"))
+        request = {"model": self.model_name, "settings": to_dict(self.settings), "subset": self.subset,
+                   "data_dir": None if self._data_dir is None else str(self._data_dir)}
+        (self.folder / worker.REQUEST_FILE).write_text(json.dumps(request))
+        if self._data is not None:
+            (x_train, y_train), (x_test, y_test) = self._data
+            np.savez(self.folder / worker.DATA_FILE, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+            self._data = None  # the worker has its copy; do not hold the caller's arrays
+        self._log = open(self.folder / "worker.log", "w+b")  # noqa: SIM115 (closed in _cleanup)
+        self.proc = subprocess.Popen([sys.executable, "-m", "core.worker", str(self.folder)], cwd=ROOT,
+                                     env=os.environ | WORKER_ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, text=True, bufsize=1)
+        self.pid = self.proc.pid
+        _live.add(self)
+        threading.Thread(target=self._read, name=f"train-{self.model_name}", daemon=True).start()
+        if self._alive is not None:
+            threading.Thread(target=self._watch, name=f"watch-{self.model_name}", daemon=True).start()
 
     # --- read from the page ------------------------------------------------------------------
     @property
@@ -216,88 +317,170 @@ class TrainingJob:
         with self._lock:
             if self._state in ("starting", "running"):
                 self._state, self._message = "stopping", "Stopping after the current batch…"
+        self._tell("stop")
 
     def wait(self, timeout: float | None = None) -> TrainingJob:
         self._done.wait(timeout)
         return self
 
-    # --- the thread ----------------------------------------------------------------------------
+    def kill(self) -> None:
+        """End the worker now (SIGKILL), without a result: abandoned jobs and server exit."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # Popen ignores a process that has just ended
+
+    # --- the threads ---------------------------------------------------------------------------
+    def _tell(self, line: str) -> None:
+        try:
+            if self.proc is not None and self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.write(line + "\n")
+                self.proc.stdin.flush()
+        except (OSError, ValueError):  # the worker has already gone: its reader reports why
+            pass
+
     def _set(self, **kw) -> None:
         with self._lock:
             for k, v in kw.items():
                 setattr(self, "_" + k, v)
 
+    def _watch(self) -> None:
+        while not self._done.wait(ALIVE_EVERY):
+            self._watched()
+
     def _watched(self) -> None:
-        """Stop the job once its owner has been gone for ``grace`` seconds (looks at most every ``ALIVE_EVERY``)."""
+        """Kill the worker once its owner has been gone for ``grace`` seconds (looks at most every ``ALIVE_EVERY``)."""
         now = time.monotonic()
-        if self._alive is None or now - self._last_look < ALIVE_EVERY:
+        if self._alive is None or now - self._last_look < ALIVE_EVERY * 0.9:
             return
         self._last_look = now
         try:
             there = bool(self._alive())
         except Exception:  # a broken check must never stop someone's training
-            logging.getLogger(__name__).warning("the alive check of %s failed", self.model_name, exc_info=True)
+            log.warning("the alive check of %s failed", self.model_name, exc_info=True)
             there = True
         if there:
             self._gone_since = None
             return
         if self._gone_since is None:
             self._gone_since = now
-        if now - self._gone_since >= self._grace and not self._stop.is_set():
+        if now - self._gone_since >= self._grace and not self.abandoned:
             self.abandoned = True
-            self.stop()
+            self._stop.set()
+            self.kill()
 
-    def _on_batch(self, fraction: float):
-        self._set(epoch_fraction=float(fraction))
-        self._watched()
-        return not self._stop.is_set()
-
-    def _on_epoch(self, record: dict):
-        with self._lock:
-            self._history.append(dict(record))
-            self._epoch_fraction = 0.0
-            if self._state == "running":
-                self._message = f"Epoch {record['epoch']} of {self.epochs} done."
-        self._watched()
-        return not self._stop.is_set()
-
-    def _run(self) -> None:
-        try:
-            data = self._data if self._data is not None else find_mnist(self._data_dir)
-            if data is None:
-                raise DataError(f"No MNIST data found. {how_to_point()}")
-            train, val, test = splits(data, subset=self.subset, seed=self.settings.train.seed)
-            self.train_size = len(train)
-            if self._stop.is_set():
-                self._set(state="stopped", message="Stopped before training began.")
-                return
-            self._set(state="running", message=f"Training on {len(train):,} images…")
-            model = self._model
-            model.fit(train, val, on_epoch=self._on_epoch, on_batch=self._on_batch)
-            stopped = self._stop.is_set()
-            if self.abandoned:  # nobody is there to see the result: free the slot now
-                self._set(state="stopped", message=f"Stopped after {len(model.history)} epoch(s): whoever started it "
-                                                   "has gone.")
-                return
+    def _on_event(self, event: dict, outcome: dict) -> None:
+        kind = event.get("event")
+        if kind == "batch":
+            self._set(epoch_fraction=float(event["fraction"]))
+        elif kind == "epoch":
+            with self._lock:
+                self._history.append(dict(event["record"]))
+                self._epoch_fraction = 0.0
+                if self._state == "running":
+                    self._message = f"Epoch {event['record']['epoch']} of {self.epochs} done."
+        elif kind == "started":
+            self.train_size = int(event["train_size"])
+            with self._lock:
+                if self._state == "starting":
+                    self._state, self._message = "running", f"Training on {self.train_size:,} images…"
+        elif kind == "evaluating":
             self._set(state="evaluating", message="Calibrating, then testing on the 10,000 test digits…")
-            calibration = model.calibrate(val)
-            result = evaluate(model, test, calibration, train_seconds=time.time() - self._started, epochs=len(model.history),
-                              train_size=len(train))
-            metrics = result.metrics
-            self.model, self.metrics = model, metrics
-            self.predictions, self.misclassified = result.predictions, result.misclassified
-            self._set(
-                state="stopped" if stopped else "done",
-                message=(f"{'Stopped' if stopped else 'Finished'} after {len(model.history)} epoch(s): "
-                         f"test accuracy {metrics['test_accuracy']:.2%}."),
-            )
+        else:
+            outcome.update(event)
+
+    def _read(self) -> None:
+        outcome: dict = {}
+        try:
+            for line in self.proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(event, dict):
+                    self._on_event(event, outcome)
+            self.proc.wait()
+            self._finish(outcome)
         except Exception as e:  # shown on the page; the thread must never die silently
-            logging.getLogger(__name__).exception("training %s failed", self.model_name)
+            log.exception("training %s failed", self.model_name)
             self._set(state="error", error=f"{type(e).__name__}: {e}", message="Training failed.")
         finally:
+            self._cleanup()
             self._set(finished=time.time())
             _slots.give_back(self.owner)
             self._done.set()
+
+    def _finish(self, outcome: dict) -> None:
+        """Set the final state from the worker's last word and its exit; load the model it saved."""
+        kind, rc = outcome.get("event"), self.proc.returncode
+        if self.abandoned:
+            self._set(state="stopped", message=f"Stopped after {len(self._history)} epoch(s): whoever started it "
+                                               "has gone.")
+        elif kind == "stopped_early":
+            self._set(state="stopped", message="Stopped before training began.")
+        elif kind == "error":
+            log.warning("training %s failed: %s", self.model_name, self._log_tail(40))
+            self._set(state="error", error=outcome.get("error") or "unknown error", message="Training failed.")
+        elif kind == "done" and rc == 0:
+            model = model_class(self.model_name).load(self.folder / worker.MODEL_DIR)
+            self.predictions = read_npz(self.folder / "predictions.npz", ("probs", "pred", "label"))
+            self.misclassified = read_npz(self.folder / "misclassified.npz",
+                                          ("index", "image", "label", "pred", "probs"))
+            self.metrics, self.model = outcome["metrics"], model
+            stopped = bool(outcome.get("stopped"))
+            self._set(state="stopped" if stopped else "done",
+                      message=(f"{'Stopped' if stopped else 'Finished'} after {len(model.history)} epoch(s): "
+                               f"test accuracy {self.metrics['test_accuracy']:.2%}."))
+        else:
+            how = (f"was killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0
+                   and -rc in signal.Signals._value2member_map_ else f"exited with code {rc}")
+            hint = " (perhaps the machine ran out of memory)" if rc == -signal.SIGKILL else ""
+            log.warning("training worker of %s %s: %s", self.model_name, how, self._log_tail(40))
+            self._set(state="error", message="Training failed.",
+                      error=f"The training process {how}{hint} before it finished; nothing was kept. "
+                            f"{self._log_tail()}".strip())
+
+    def _log_tail(self, lines: int = 3) -> str:
+        """The worker's last lines on stderr (a crash's reason), for the error message."""
+        try:
+            self._log.flush()
+            self._log.seek(0)
+            text = self._log.read().decode(errors="replace").strip().splitlines()
+        except (OSError, ValueError):
+            return ""
+        return ("Its last words: " + " / ".join(t.strip() for t in text[-lines:])) if text else ""
+
+    def _cleanup(self) -> None:
+        """Reap the worker (killing it if need be), close the pipes, remove the temporary folder."""
+        proc = self.proc
+        if proc is not None:
+            for pipe in (proc.stdin, proc.stdout):
+                try:
+                    if pipe:
+                        pipe.close()
+                except OSError:
+                    pass
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                proc.wait()
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        _live.discard(self)
+
+
+_live: set[TrainingJob] = set()  # jobs whose worker may still run: killed when this process exits
+
+
+@atexit.register
+def _kill_all() -> None:
+    for job in list(_live):
+        job.kill()
+        if job.proc is not None:
+            job.proc.wait()
+        if job.folder is not None:
+            shutil.rmtree(job.folder, ignore_errors=True)
 
 
 def slots_free() -> int:
@@ -309,3 +492,6 @@ def training(owner: str) -> int:
     """How many jobs ``owner`` has training now in this process."""
     with _slots._lock:
         return _slots.owners.get(owner, 0)
+
+
+configure()

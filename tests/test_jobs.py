@@ -1,13 +1,16 @@
-"""core.jobs: training in a background thread, with progress, stop, limits and two jobs at once."""
+"""core.jobs: training in a worker process, with progress, stop, limits (and their configuration), two jobs at
+once, and no worker left behind: abandoned, crashed or outlived by its server."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core import jobs as live
+from core import worker
 
 TIMEOUT = 180  # seconds; generous for a loaded 2-core machine, never reached when things work
 
@@ -95,11 +98,19 @@ def test_no_dataset_gives_an_error_that_says_how_to_get_it(tmp_path):
     assert "MNIST_DIR" in info["error"]
 
 
-def test_two_jobs_at_once_both_finish_and_a_third_waits(mnist):
-    """Two Keras trainings in two threads at the same time (as two browser sessions would)."""
+@pytest.fixture
+def two_slots():
+    """A server configured for two trainings at once (the default, for a 1 GB machine, is one)."""
+    live.configure(environ={"MNIST_MAX_TRAINING_JOBS": "2"})
+    yield
+    live.configure(environ={})
+
+
+def test_two_jobs_at_once_both_finish_and_a_third_waits(mnist, two_slots):
+    """Two Keras trainings in two workers at the same time (as two browser sessions would)."""
     a = live.TrainingJob.start("lenet", {"epochs": 1}, subset=500, data=mnist)
     b = live.TrainingJob.start("keras_mlp", {"epochs": 1}, subset=500, data=mnist)
-    assert live.MAX_JOBS == 2
+    assert live.MAX_JOBS == 2 and a.pid != b.pid
     with pytest.raises(live.LimitError, match="already training"):
         live.TrainingJob.start("numpy_mlp", {"epochs": 1}, subset=500, data=mnist)
     for job in (a, b):
@@ -109,3 +120,167 @@ def test_two_jobs_at_once_both_finish_and_a_third_waits(mnist):
         assert job.model.predict_proba(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
     assert a.model.net is not b.model.net
     assert live.slots_free() == live.MAX_JOBS  # both slots are given back
+
+
+# --- the worker process ----------------------------------------------------------------------------------
+def process_gone(pid: int, within: float = 20) -> bool:
+    """Whether ``pid`` has ended and been reaped (a zombie is not gone) within ``within`` seconds (0: now)."""
+    deadline = time.monotonic() + within
+    while True:
+        if not Path(f"/proc/{pid}").exists():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def running(job):
+    """Wait until the job has finished its first epoch and still runs; returns its progress."""
+    deadline = time.monotonic() + TIMEOUT
+    while not job.history and not job.done and time.monotonic() < deadline:
+        time.sleep(0.02)
+    info = job.progress()
+    assert not job.done and info["state"] == "running", info
+    return info
+
+
+def test_a_job_trains_in_a_niced_one_threaded_child_process(mnist):
+    import os
+
+    job = live.TrainingJob.start("keras_mlp", {"epochs": 10}, subset=2000, data=mnist)
+    try:
+        assert job.pid is not None and job.pid != os.getpid()
+        env = Path(f"/proc/{job.pid}/environ").read_bytes().split(b"\0")
+        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                     "MNIST_TRAIN_THREADS"):
+            assert f"{name}=1".encode() in env
+        assert Path(f"/proc/{job.pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"core.worker"]
+        folder = job.folder
+        assert folder.is_dir()
+        info = running(job)  # progress arrives while it trains
+        # lower priority than this process (the server), up to the lowest there is (pytest may run under nice)
+        assert niceness(job.pid) == min(19, niceness(os.getpid()) + worker.NICE)
+        assert info["epoch"] >= 1 and 0 < info["fraction"] < 1 and job.train_size == 2000
+    finally:
+        job.stop()
+    info = finished(job)
+    assert info["state"] == "stopped" and job.model is not None  # loaded back into this process
+    assert process_gone(job.pid, 0) and not folder.exists()
+
+
+def test_an_abandoned_jobs_process_is_gone_and_its_folder_removed(mnist):
+    there = {"yes": True}
+    job = live.TrainingJob.start("lenet", {"epochs": 10}, subset=5000, data=mnist, owner="gone-tab",
+                                 alive=lambda: there["yes"], grace=0.5)
+    running(job)
+    pid, folder = job.pid, job.folder
+    there["yes"] = False
+    info = finished(job)
+    assert info["state"] == "stopped" and job.abandoned and "has gone" in info["message"]
+    assert job.model is None and job.metrics is None
+    assert process_gone(pid, 0), "the worker is still there (or a zombie)"
+    assert not folder.exists()
+    assert live.training("gone-tab") == 0 and live.slots_free() == live.MAX_JOBS
+
+
+def test_a_killed_worker_gives_a_clear_error_not_a_hang(mnist):
+    import os
+    import signal
+
+    job = live.TrainingJob.start("keras_mlp", {"epochs": 10}, subset=2000, data=mnist, owner="crash")
+    running(job)
+    os.kill(job.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    info = finished(job)
+    assert info["state"] == "error" and job.model is None
+    assert "training process was killed by SIGKILL" in info["error"] and "nothing was kept" in info["error"]
+    assert not job.folder.exists() and live.training("crash") == 0
+
+
+def test_a_worker_error_is_reported_with_its_reason(mnist):
+    """A worker that fails says why (here: no data), and the job ends with that message."""
+    job = live.TrainingJob.start("numpy_mlp", {"epochs": 1}, subset=500, data_dir="/nonexistent/mnist")
+    info = finished(job)
+    assert info["state"] == "error" and info["error"].startswith("DataError: No MNIST data found")
+    assert "MNIST_DIR" in info["error"] and job.model is None
+
+
+SERVER = """
+import sys, time
+from core import jobs
+from core.data import load_mnist
+job = jobs.TrainingJob.start("lenet", {"epochs": 10}, subset=jobs.MAX_SUBSET, data=load_mnist())
+while not job.history and not job.done:
+    time.sleep(0.05)
+print(job.pid, job.folder, job.progress()["state"], flush=True)
+if sys.argv[1] == "exit":
+    sys.exit(0)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "SIGKILL", "SIGTERM"])
+def test_no_worker_outlives_its_server(how, tmp_path):
+    """The server exits (atexit kills its workers) or is killed (its workers see their pipe close and leave):
+    no orphan keeps training, no temporary folder is left."""
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen([sys.executable, "-c", SERVER, how], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        pid, folder, state = server.stdout.readline().split()
+        assert state == "running" and process_gone(int(pid), 0) is False
+        if how != "exit":
+            server.send_signal(getattr(signal, how))
+        server.wait(TIMEOUT)
+        assert process_gone(int(pid)), f"the worker {pid} outlived its server"
+        assert not Path(folder).exists()
+    finally:
+        server.kill()
+        server.wait()
+
+
+# --- limits from the configuration -------------------------------------------------------------------------
+@pytest.fixture
+def defaults_after():
+    yield
+    live.configure(environ={})
+    assert (live.MAX_JOBS, live.MAX_SUBSET, live.MAX_EPOCHS) == (1, 5000, 10)  # fit a 1 GB machine
+
+
+def test_limits_come_from_the_environment_then_the_settings(defaults_after):
+    assert live.configure({"MNIST_MAX_EPOCHS": 4, "MNIST_MAX_TRAINING_IMAGES": "3000"},
+                          environ={"MNIST_MAX_TRAINING_JOBS": "2", "MNIST_MAX_EPOCHS": "6"}) == []
+    assert (live.MAX_JOBS, live.MAX_SUBSET, live.MAX_EPOCHS) == (2, 3000, 6)  # the environment first
+    assert live.limits()["max_images"] == 3000 and live.slots_free() == 2
+    with pytest.raises(live.LimitError, match="limit of 1 to 6"):
+        live.check_request("lenet", {"epochs": 7}, 1000)
+    with pytest.raises(live.LimitError, match="3,000 images"):
+        live.check_request("lenet", {"epochs": 1}, 3001)
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-3", "2.5", "", "1e9", True])
+def test_a_bad_limit_is_refused_clearly_and_the_default_kept(value, defaults_after):
+    problems = live.configure({"MNIST_MAX_EPOCHS": value}, environ={"MNIST_MAX_TRAINING_JOBS": "3"})
+    (problem,) = problems
+    assert problem.startswith("setting MNIST_MAX_EPOCHS=") and "whole number from 1 to 50" in problem
+    assert "using the default, 10" in problem
+    assert live.MAX_EPOCHS == 10 and live.MAX_JOBS == 3 and problems == live.PROBLEMS
+
+
+def test_limits_are_read_from_the_environment_at_import(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "from core import jobs; print(jobs.MAX_JOBS, jobs.MAX_SUBSET, jobs.MAX_EPOCHS, len(jobs.PROBLEMS))"
+    env = os.environ | {"MNIST_MAX_TRAINING_JOBS": "3", "MNIST_MAX_TRAINING_IMAGES": "12,000", "MNIST_MAX_EPOCHS": "x"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=TIMEOUT,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.split() == ["3", "12000", "10", "1"], out.stderr
+    assert "MNIST_MAX_EPOCHS='x' is not a whole number" in out.stderr  # logged for the operator

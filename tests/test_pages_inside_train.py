@@ -1,4 +1,5 @@
-"""AppTest for the Inside and Train pages: they render, react, train for one epoch and share the result."""
+"""AppTest for the Inside and Train pages: they render, react, train for one epoch (in a worker process) and share
+the result, and the Train page shows and obeys the configured limits."""
 
 from __future__ import annotations
 
@@ -150,6 +151,45 @@ def test_train_page_offers_only_what_the_server_accepts(app_env):
     epochs.set_value(jobs.MAX_EPOCHS).run()
     assert not at.warning and not at.button(key="train").disabled
     assert f"{jobs.MAX_SUBSET:,} images" in " ".join(c.value for c in at.caption)
+
+
+@pytest.fixture
+def limits_restored():
+    """The limits are process-wide (core.jobs.configure): back to the defaults after the test."""
+    from core import jobs
+
+    yield jobs
+    jobs.configure(environ={})
+
+
+def test_train_page_shows_and_obeys_the_configured_limits(app_env, monkeypatch, limits_restored):
+    jobs = limits_restored
+    monkeypatch.setenv("MNIST_MAX_TRAINING_IMAGES", "3000")
+    monkeypatch.setenv("MNIST_MAX_TRAINING_JOBS", "2")
+    at = page("train_a_model.py")
+    at.secrets["MNIST_MAX_EPOCHS"] = 4  # Streamlit secrets, as on Community Cloud
+    at.secrets["MNIST_MAX_TRAINING_JOBS"] = 3  # the environment wins
+    at.run()
+    no_errors(at)
+    assert not at.warning
+    sizes = [int(o.replace(",", "")) for o in at.select_slider(key="train_subset").options]
+    assert max(sizes) == 3000 and at.slider(key="train_epochs").max == 4
+    text = " ".join(c.value for c in at.caption)
+    assert "3,000 images and 4 epochs per training, 2 models training at a time" in text
+    assert "its own low-priority process" in text
+    assert jobs.MAX_JOBS == 2
+
+
+def test_train_page_says_when_a_limit_is_misconfigured(app_env, monkeypatch, limits_restored):
+    jobs = limits_restored
+    monkeypatch.setenv("MNIST_MAX_EPOCHS", "lots")
+    at = page("train_a_model.py").run()
+    assert not at.exception and not at.error
+    (warning,) = at.warning
+    assert "MNIST_MAX_EPOCHS='lots' is not a whole number from 1 to 50" in warning.value
+    assert "using the default, 10" in warning.value
+    assert at.slider(key="train_epochs").max == jobs.MAX_EPOCHS == 10
+    assert not at.button(key="train").disabled  # training still works, under the defaults
 
 
 def test_train_page_without_the_dataset(app_env, monkeypatch, tmp_path):

@@ -11,7 +11,10 @@ For every prediction it records the time from the pen lifting (the mouseup event
 three answers appearing in the page (a MutationObserver), both on the page's own clock.
 It checks that each session shows all three models' answers, that they are the digit drawn
 (``--no-check-digits`` skips this for barely trained models), and that no page shows an
-exception or an error. Prints p50/p95 and exits 1 on any failure. The server, Chromium and the
+exception or an error. Prints p50/p95 and exits 1 on any failure. ``--trainings N`` first draws on an idle
+server, then has N more browsers (one each: one training per visitor) start a live LeNet training on the
+Train page with the largest subset and epochs allowed, draws again, and checks they are all still training:
+it reports the idle and the loaded figures. The server, Chromium and the
 Draw page are driven through tools.browser.
 
 When it starts its own server it also reports what the server itself costs, apart from the browsers
@@ -108,16 +111,48 @@ async def session(i: int, chromium, url: str, rounds: int, ready: asyncio.Barrie
     return result
 
 
-async def run(sessions: int, rounds: int, url: str | None, artifacts, check: bool, timeout_s: float) -> dict:
+async def start_trainings(chromium, url: str, n: int, timeout_s: float) -> list:
+    """``n`` browsers (own contexts: own visitors) each start a LeNet training on the Train page, with the
+    largest training set and epochs the page offers; returns their pages, whose Stop button is live while
+    it trains."""
+    pages = []
+    for _ in range(n):
+        page = await (await chromium.new_context(viewport={"width": 1280, "height": 900})).new_page()
+        await browser.open_page(page, url, "train", timeout_ms=timeout_s * 1000)
+        await page.get_by_test_id("stSelectbox").first.click()
+        await page.get_by_role("option", name="LeNet", exact=False).first.click()
+        await browser.wait_script_done(page, timeout_s * 1000)
+        for label in ("Training images", "Epochs"):  # their largest values: the End key on the thumb
+            await page.get_by_role("slider", name=label).first.press("End")
+            await browser.wait_script_done(page, timeout_s * 1000)
+        await page.locator(".st-key-train button").click()
+        await page.locator(".st-key-stop button:enabled").first.wait_for(timeout=timeout_s * 1000)
+        pages.append(page)
+    return pages
+
+
+async def run(sessions: int, rounds: int, url: str | None, artifacts, check: bool, timeout_s: float,
+              trainings: int = 0) -> dict:
     async with browser.launch_chromium() as chromium:
         if url:
             return await _drive(chromium, url, sessions, rounds, check, timeout_s)
         with browser.app_server(artifacts, timeout_s) as server:
             started = {}
-            out = await _drive(chromium, server.url, sessions, rounds, check, timeout_s,
-                               on_start=lambda: started.setdefault("cpu_s", tree_cpu_s(server.proc.pid)))
-            # The drawing phase: from the moment every page is ready to the last answer.
+            on_start = lambda: started.setdefault("cpu_s", tree_cpu_s(server.proc.pid))
+            if trainings:
+                idle = await _drive(chromium, server.url, sessions, rounds, check, timeout_s)
+                trainers = await start_trainings(chromium, server.url, trainings, timeout_s)
+            out = await _drive(chromium, server.url, sessions, rounds, check, timeout_s, on_start=on_start)
+            # The drawing phase: from the moment every page is ready to the last answer (with trainings: the
+            # second drawing, so the trainings' workers are counted, as part of the server's process tree).
             out["server_cpu_s"] = tree_cpu_s(server.proc.pid) - started.get("cpu_s", 0.0)
+            if trainings:
+                out["idle"] = summary(idle)
+                running = [await p.locator(".st-key-stop button").first.is_enabled() for p in trainers]
+                out["trainings_running"] = sum(running)
+                if not all(running):
+                    out["sessions"][0]["errors"].append(f"only {sum(running)} of {trainings} trainings were "
+                                                        "still running after the drawing")
             out["server_peak_rss_mb"] = browser.tree_peak_rss_mb(server.proc.pid)
             if server.proc.poll() is not None or any(r["errors"] for r in out["sessions"]):
                 out["server_log_tail"] = server.log_tail()
@@ -145,6 +180,9 @@ def summary(out: dict) -> dict:
     # Each prediction's share of the server's CPU, including the reruns that clear the canvas between rounds.
     s["server_cpu_ms_per_prediction"] = (1000 * out["server_cpu_s"] / len(latencies)
                                          if "server_cpu_s" in out and latencies else None)
+    for key in ("idle", "trainings_running"):
+        if key in out:
+            s[key] = out[key]
     return s
 
 
@@ -157,10 +195,14 @@ def parse_args(argv=None):
     p.add_argument("--no-check-digits", dest="check", action="store_false",
                    help="only check that three answers appear (for barely trained models)")
     p.add_argument("--timeout", type=float, default=180, help="seconds any one wait may take (default 180)")
+    p.add_argument("--trainings", type=int, default=0, metavar="N",
+                   help="draw idle, then again while N other visitors train LeNet live; report both (default 0)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write every session's results here")
     args = p.parse_args(argv)
     if args.sessions < 1 or args.rounds < 1:
         p.error("--sessions and --rounds must be at least 1")
+    if args.trainings < 0:
+        p.error("--trainings must be 0 or more")
     return args
 
 
@@ -170,7 +212,8 @@ def main(argv=None) -> int:
         print("error: needs Playwright and Chromium (set CHROMIUM=/path/to/chromium)", file=sys.stderr)
         return 2
     load_before = os.getloadavg()  # the machine's load says how far timings from a shared machine can be trusted
-    out = asyncio.run(run(args.sessions, args.rounds, args.url, args.artifacts, args.check, args.timeout))
+    out = asyncio.run(run(args.sessions, args.rounds, args.url, args.artifacts, args.check, args.timeout,
+                          args.trainings))
     s = summary(out)
     s["load_average"] = {"before": [round(v, 2) for v in load_before],
                          "after": [round(v, 2) for v in os.getloadavg()]}
@@ -192,11 +235,16 @@ def main(argv=None) -> int:
         server = f"server peak memory {s['server_peak_rss_mb']:.0f} MB"
     else:
         server = "server CPU and memory unknown (--url: not this command's server)"
+    if "idle" in s:
+        i = s["idle"]
+        print(f"idle server: p50 {i.get('p50_ms', float('nan')):.0f} ms, p95 {i.get('p95_ms', float('nan')):.0f} ms; "
+              f"below: with {s['trainings_running']} live training(s) running")
     print(f"{s['sessions']} sessions, {s['predictions']} predictions in {s['seconds']:.1f} s, "
           f"{s['failed_sessions']} sessions failed; {lat}; {server}; load average (1, 5, 15 min) "
           f"before {' '.join(map(str, s['load_average']['before']))}, after "
           f"{' '.join(map(str, s['load_average']['after']))}")
-    return 1 if s["failed_sessions"] or s["predictions"] < args.sessions * args.rounds else 0
+    idle_failed = s.get("idle", {}).get("failed_sessions")
+    return 1 if s["failed_sessions"] or idle_failed or s["predictions"] < args.sessions * args.rounds else 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Train: pick a model and its settings, press Train and watch it learn, epoch by epoch.
 
-Training runs in a background thread (core.jobs.TrainingJob, through the models' own fit,
-as ``python -m core.train`` does); the page polls it. The result is this session's own model:
-it joins the committed three on the other pages until the session ends, and is never saved.
+Training runs in its own low-priority worker process (core.jobs.TrainingJob, through the models' own fit,
+as ``python -m core.train`` does), so the server keeps answering the other pages; the page polls it. The
+result is this session's own model: it joins the committed three on the other pages until the session
+ends, and is never saved. The limits come from the environment or Streamlit secrets (core.jobs.configure).
 """
 
 import streamlit as st
@@ -12,10 +13,23 @@ from core.data import how_to_point
 from dashboard import cache, entries, server_guard, session
 from dashboard.charts import CURVES, learning_curves
 
-# Only what this server accepts (core.jobs' limits): a slider never offers a value that is always refused.
-SIZES = [n for n in (500, 1000, 2000, 5000, 10_000, 20_000, 55_000) if jobs.MIN_SUBSET <= n <= jobs.MAX_SUBSET]
+SIZE_STEPS = (500, 1000, 2000, 5000, 10_000, 20_000, 55_000)
 RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2]
 POLL_SECONDS = 1.0
+
+
+def secret_limits() -> dict:
+    """Training limits set in Streamlit secrets (top-level keys named like the environment variables)."""
+    names = [var for var, *_ in jobs.LIMIT_VARIABLES.values()]
+    try:
+        return {var: st.secrets[var] for var in names if var in st.secrets}
+    except Exception:  # no secrets file, or one that does not parse: as if none
+        return {}
+
+
+def sizes() -> list[int]:
+    """Only what this server accepts (core.jobs' limits): a slider never offers a value that is always refused."""
+    return sorted({n for n in SIZE_STEPS if jobs.MIN_SUBSET <= n <= jobs.MAX_SUBSET} | {jobs.MAX_SUBSET})
 
 
 def committed_accuracy(name) -> float | None:
@@ -36,11 +50,13 @@ def show_curves(history, label, color, reference, key):
         col.plotly_chart(fig, width="stretch", config={"displayModeBar": False}, key=f"{key}-{what}")
 
 
-def watch(job):
-    """Progress, curves and the Stop button of a running job; reruns on a timer until it ends."""
+def watch(job, shown_epochs: int):
+    """Progress and the Stop button of a running job; reruns on a timer until it ends. The curves are drawn
+    by the page, outside this fragment: a new epoch (or the end) reruns the page, so the charts are built
+    once an epoch instead of every second, in the server's interpreter that every visitor shares."""
     info = job.progress()
-    if job.done:
-        st.rerun()  # the whole page: the result appears and the timer stops
+    if job.done or info["epoch"] != shown_epochs:
+        st.rerun()  # the whole page: new curves, or the result, and the timer stops
     st.markdown(f"**Training {SPECS[job.model_name].title}** on {job.subset:,} images")
     label = info["message"]
     if info["state"] == "running":
@@ -52,7 +68,6 @@ def watch(job):
                  help="Stop after the current batch and keep what the model has learnt so far."):
         job.stop()
         st.rerun(scope="fragment")
-    show_curves(info["history"], "this run", session.next_color(), committed_accuracy(job.model_name), "live")
 
 
 def settings_form():
@@ -61,12 +76,17 @@ def settings_form():
     with c1:
         name = st.selectbox("Model", list(MODELS), format_func=lambda n: SPECS[n].title, key="train_model")
         defaults = model_class(name).Settings().train
-        subset = st.select_slider("Training images", SIZES, value=5000, key="train_subset",
+        options = sizes()
+        subset = st.select_slider("Training images", options, value=min(5000, options[-1]), key="train_subset",
                                   format_func=lambda n: f"{n:,}",
                                   help="A random sample of MNIST's 55,000 training digits.")
     with c2:
-        epochs = st.slider("Epochs", 1, jobs.MAX_EPOCHS, jobs.DEFAULT_EPOCHS, key="train_epochs",
-                           help="One epoch = one pass over all the training images.")
+        if jobs.MAX_EPOCHS > 1:
+            epochs = st.slider("Epochs", 1, jobs.MAX_EPOCHS, min(jobs.DEFAULT_EPOCHS, jobs.MAX_EPOCHS),
+                               key="train_epochs", help="One epoch = one pass over all the training images.")
+        else:  # a slider needs two values
+            epochs = 1
+            st.caption("Epochs: 1, this server's limit.")
         batch = st.select_slider("Batch size", jobs.BATCH_SIZES, value=defaults.batch_size, key=f"train_batch_{name}",
                                  help="Images per weight update: small batches make more, noisier steps.")
     with c3:
@@ -115,8 +135,8 @@ st.markdown("Pick a model and its settings, press **Train**, and watch it learn:
             "climbs epoch by epoch. Stop whenever you like: the model keeps what it has learnt. "
             "The result is **your own model** for this session, shown next to the committed ones on the other pages.")
 
-data = cache.full_data()
-if data is None:
+misconfigured = jobs.configure(secret_limits())
+if cache.full_data() is None:
     st.info("Training needs the MNIST dataset, and this server does not have it. " + how_to_point()
             + " Everything else in the dashboard works without it.", icon=":material/dataset:")
     show_session_models()
@@ -132,22 +152,30 @@ except jobs.LimitError as e:
     problem = str(e)
 if problem:
     st.warning(problem, icon=":material/speed:")
-st.caption(f"This shared server trains up to {jobs.MAX_SUBSET:,} images for up to {jobs.MAX_EPOCHS} epochs, "
-           f"{jobs.MAX_JOBS} models at a time across all visitors and one per visitor; a training stops "
-           f"{jobs.ORPHAN_GRACE:.0f} s after its tab is closed.")
+limits = jobs.limits()
+st.caption(f"Limits on this shared server: {limits['max_images']:,} images and {limits['max_epochs']} epochs per "
+           f"training, {limits['max_jobs']} model{'s' if limits['max_jobs'] != 1 else ''} training at a time across all "
+           f"visitors and one per visitor. Each trains in its own low-priority process, so the other pages stay "
+           f"quick, and stops {limits['orphan_grace']:.0f} s after its tab is closed.")
+if misconfigured:
+    st.warning("This server's training limits are misconfigured; the defaults apply where a value is wrong: "
+               + " ".join(misconfigured), icon=":material/settings:")
 
 if st.button("Train", type="primary", icon=":material/play_arrow:", key="train",
              disabled=job is not None or problem is not None,
              help="One model at a time per visitor." if job is not None else None):
     try:
-        session.add_job(jobs.TrainingJob.start(name, overrides, subset, data=data, owner=server_guard.visitor(),
+        # The worker loads MNIST from where the server found it (MNIST_DIR, the committed copy, Keras's cache).
+        session.add_job(jobs.TrainingJob.start(name, overrides, subset, owner=server_guard.visitor(),
                                                alive=server_guard.watching()))
         st.rerun()
     except jobs.LimitError as e:
         st.error(str(e), icon=":material/hourglass_top:")
 
 if job is not None:
-    st.fragment(watch, run_every=POLL_SECONDS)(job)
+    history = job.history
+    st.fragment(watch, run_every=POLL_SECONDS)(job, len(history))
+    show_curves(history, "this run", session.next_color(), committed_accuracy(job.model_name), "live")
 else:
     problem = session.last_problem()
     if problem:
