@@ -177,11 +177,12 @@ def test_two_replicas_behind_nginx_share_the_load_and_survive_one_dying(nginx, c
                                and r["upstreams"][-1] == survivor))
         rows = access_log(run_dir)
         assert set(by_session.values()) == set(ports), "both replicas must get visitors"
-        # No visitor saw nginx fail (a dead replica's requests went to the other), and every image the pages
-        # showed came from the replica that made it (Streamlit keeps /media in the process's memory).
+        # No visitor saw nginx fail (a dead replica's requests went to the other), and any image served from
+        # /media came from the replica that made it (Streamlit keeps /media in the process's memory). The Draw
+        # page now sends its 28x28 images inline, so there may be none.
         assert not [r for r in rows if int(r["status"]) >= 500]
         media = [r for r in rows if r["path"].startswith("/media/")]
-        assert media and all(r["status"] == "200" for r in media), [r for r in media if r["status"] != "200"]
+        assert all(r["status"] == "200" for r in media), [r for r in media if r["status"] != "200"]
         # Both replicas served the load test's and these sessions' WebSockets (logged as they closed).
         streams = [r for r in rows if r["path"] == "/_stcore/stream" and r["status"] == "101"]
         assert {r["upstreams"][-1] for r in streams} == set(ports)
