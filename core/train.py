@@ -59,24 +59,32 @@ def versions() -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentation: Augment | None = None):
-    """The model's default settings with the command's choices applied: what the run really uses."""
+def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentation: dict | Augment | None = None):
+    """The model's default settings with the command's choices applied: what the run really uses.
+
+    ``augmentation`` is either a whole ``Augment`` or a dict of only the strengths the command
+    named; those replace the model's own, and the rest stay as the model's settings have them
+    (the two MLPs are taught the style strokes, LeNet is not)."""
+    defaults = model_class(name).Settings()
     changes = {"seed": seed}
     if epochs is not None:
         changes["epochs"] = epochs
     if augment is not None:
         changes["augment"] = augment
-    if augmentation is not None:
+    if isinstance(augmentation, Augment):
         changes["augmentation"] = augmentation
-    return with_training(model_class(name).Settings(), **changes)
+    elif augmentation:
+        changes["augmentation"] = dataclasses.replace(defaults.train.augmentation, **augmentation)
+    return with_training(defaults, **changes)
 
 
 def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print,
-          augmentation: Augment | None = None, seeds: int = 1, jobs: int | None = None) -> dict:
+          augmentation: dict | Augment | None = None, seeds: int = 1, jobs: int | None = None) -> dict:
     """Train ``names`` and write their artifacts to ``out``; returns {name: metrics of the committed model}.
 
     ``epochs`` and ``augment`` (on or off) override each model's settings when given;
-    ``augmentation`` says how strong it is (None: ``core.augment.Augment``'s defaults).
+    ``augmentation`` overrides how strong it is: a whole ``Augment``, or a dict of some of its
+    fields (None: each model's own strengths).
     With ``seeds`` > 1 every model is trained once per seed ``seed``, ``seed + 1``, ... with
     the same settings otherwise, in ``jobs`` worker processes; the model trained with ``seed``
     is the one kept, and every seed's test figures go to ``<model>/seeds.npz``.
@@ -171,8 +179,14 @@ def _retime(names, stage: Path, test, log) -> None:
 
 
 # --- many seeds: a few long-lived one-threaded worker processes ---------------------------------
-ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "MNIST_TRAIN_THREADS")}
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+               "TF_NUM_INTEROP_THREADS", "MNIST_TRAIN_THREADS")
+ONE_THREAD = {name: "1" for name in THREAD_VARS}
+
+
+def threads_env(n: int) -> dict[str, str]:
+    """Environment that limits a process's NumPy, TensorFlow and augmentation threads to ``n``."""
+    return {name: str(n) for name in THREAD_VARS}
 COST = {"lenet": 3, "keras_mlp": 2, "numpy_mlp": 1}  # longest first, so the last runs overlap well
 DONE = "@@done"  # a worker's line when a run's files are complete
 
@@ -195,7 +209,8 @@ def worker_command(work: Path, choices: dict) -> list[str]:
         cmd += ["--data-dir", str(choices["data_dir"])]
     if choices["augment"] is False:
         cmd += ["--no-augment"]
-    for field, value in dataclasses.asdict(choices["augmentation"] or Augment()).items():
+    given = choices["augmentation"]
+    for field, value in (dataclasses.asdict(given) if isinstance(given, Augment) else given or {}).items():
         cmd += [f"--{field}", repr(float(value))]
     return cmd
 
@@ -228,7 +243,7 @@ def _train_seeds(names, seeds: list[int], jobs: int, stage: Path, log, choices: 
     jobs = min(jobs, total)
     log(f"{len(names)} model(s) x {len(seeds)} seeds = {total} runs, {jobs} at a time")
     work = Path(tempfile.mkdtemp(prefix=".runs-", dir=stage))  # removed below, before the stage is kept
-    env = os.environ | ONE_THREAD
+    env = os.environ | threads_env(max(1, (os.cpu_count() or 1) // jobs))
     finished: queue.Queue = queue.Queue()  # (worker, name, seed) as each run's files are complete
     workers: list[_Worker] = []
     rows: dict[str, dict[int, dict]] = {name: {} for name in names}
@@ -350,13 +365,15 @@ def parse_args(argv=None):
     a = p.add_argument_group("augmentation strength (each epoch, every image gets a fresh random draw up to these)")
     for field in dataclasses.fields(Augment):
         low, high, unit, text = AUGMENT_OPTIONS[field.name]
-        a.add_argument(f"--{field.name}", type=float, default=field.default, metavar=unit,
-                       help=f"{text} (default {field.default:g}; {low:g} to {high:g})")
+        a.add_argument(f"--{field.name}", type=float, default=None, metavar=unit,
+                       help=f"{text} ({low:g} to {high:g}; default: each model's own settings)")
     args = p.parse_args(argv)
     for name, (low, high, _, _) in AUGMENT_OPTIONS.items():
-        if not low <= getattr(args, name) <= high:
-            p.error(f"--{name} must be between {low:g} and {high:g}, not {getattr(args, name):g}")
-    args.augmentation = Augment(**{name: getattr(args, name) for name in AUGMENT_OPTIONS})
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:
+            p.error(f"--{name} must be between {low:g} and {high:g}, not {value:g}")
+    # only the strengths named on the command line replace the models' own
+    args.augmentation = {name: getattr(args, name) for name in AUGMENT_OPTIONS if getattr(args, name) is not None}
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
     if not 1 <= args.seeds <= 50:

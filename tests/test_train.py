@@ -90,6 +90,27 @@ def test_augmentation_strength_is_a_training_option(tmp_path, mnist, monkeypatch
     assert not b.augment
 
 
+def test_augmentation_flags_replace_only_the_strengths_they_name():
+    """Each model keeps its own augmentation (the MLPs are taught the style strokes, LeNet is not);
+    a flag such as --rotate 5 changes that one strength for every model and nothing else, in this
+    process and in a multi-seed run's workers alike."""
+    from core.models import MODELS, model_class
+    from core.train import parse_args, settings_for, worker_command
+
+    own = {name: model_class(name).Settings().train.augmentation for name in MODELS}
+    assert own["numpy_mlp"].styles == own["keras_mlp"].styles == 0.3 and own["lenet"].styles == 0
+    args = parse_args(["--rotate", "5"])
+    assert args.augmentation == {"rotate": 5.0}
+    for name in MODELS:
+        a = settings_for(name, augmentation=args.augmentation).train.augmentation
+        assert a.rotate == 5 and a.styles == own[name].styles and a.shear == own[name].shear
+        assert settings_for(name).train.augmentation == own[name]  # no flags: the model's own settings
+    cmd = worker_command(ROOT, {"epochs": None, "subset": None, "data_dir": None, "augment": None,
+                                "augmentation": args.augmentation})
+    assert cmd[cmd.index("--rotate") + 1] == "5.0" and "--styles" not in cmd
+    assert parse_args([]).augmentation == {}
+
+
 def test_subset_training_reaches_sensible_accuracy(tiny_artifacts, mnist):
     """2 epochs on 2,000 real images: far above chance (10%) for every model, and the files agree."""
     x_test = scale(mnist[1][0])
