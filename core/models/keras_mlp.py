@@ -8,8 +8,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from core.models.keras_base import KerasClassifier
 from core.augment import Augment
+from core.models.keras_base import KerasClassifier
 from core.settings import TrainSettings
 
 

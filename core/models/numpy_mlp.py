@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from core.artifacts import ArtifactError, read_npz
-from core.models.base import Classifier, as_batch
 from core.augment import Augment
+from core.models.base import Classifier, as_batch
 from core.settings import TrainSettings
 
 PARAMS = ("W1", "b1", "W2", "b2")
