@@ -184,13 +184,6 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF
 ONE_THREAD = {name: "1" for name in THREAD_VARS}
 
 
-# glibc hands every freed block over 128 kB back to the system and maps it afresh on the next request; on
-# this project's VM that made augmentation's 0.8 MB temporaries cost four times their arithmetic (2.0 s an
-# epoch of 55,000 images instead of 0.55 s). Blocks up to 32 MB stay in the heap, and up to 256 MB of free heap
-# is kept. The results are the same to the bit; a worker keeps a little more memory.
-ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
-
-
 def threads_env(n: int) -> dict[str, str]:
     """Environment that limits a process's NumPy, TensorFlow and augmentation threads to ``n``."""
     return {name: str(n) for name in THREAD_VARS}
@@ -250,7 +243,7 @@ def _train_seeds(names, seeds: list[int], jobs: int, stage: Path, log, choices: 
     jobs = min(jobs, total)
     log(f"{len(names)} model(s) x {len(seeds)} seeds = {total} runs, {jobs} at a time")
     work = Path(tempfile.mkdtemp(prefix=".runs-", dir=stage))  # removed below, before the stage is kept
-    env = os.environ | threads_env(max(1, (os.cpu_count() or 1) // jobs)) | ALLOCATOR
+    env = os.environ | threads_env(max(1, (os.cpu_count() or 1) // jobs))
     finished: queue.Queue = queue.Queue()  # (worker, name, seed) as each run's files are complete
     workers: list[_Worker] = []
     rows: dict[str, dict[int, dict]] = {name: {} for name in names}
