@@ -235,8 +235,8 @@ def serve(work: Path, choices: dict, lines=None, log=print) -> None:
 
 
 def _train_seeds(names, seeds: list[int], jobs: int, stage: Path, log, choices: dict) -> dict[str, list[dict]]:
-    """Every (model, seed) run, handed out one at a time to ``jobs`` one-threaded worker processes
-    (longest first); the first seed's model goes into ``stage``. Any failure or interrupt stops them
+    """Every (model, seed) run, handed out one at a time to ``jobs`` worker processes of cores/jobs
+    threads each (longest first); the first seed's model goes into ``stage``. Any failure or interrupt stops them
     all and raises."""
     tasks = [(name, s) for name in sorted(names, key=lambda n: -COST.get(n, 0)) for s in seeds]
     total, done, started = len(tasks), 0, time.perf_counter()
@@ -357,8 +357,8 @@ def parse_args(argv=None):
                    help="train every model N times, seeds SEED to SEED+N-1, and keep every run's test figures "
                         f"(default {SEEDS}, as the committed artifacts; 1 for a quick run)")
     p.add_argument("--jobs", type=int, default=None, metavar="J",
-                   help=f"runs at once, each in its own one-threaded process (default with --seeds: {default_jobs()}, "
-                        "one per core)")
+                   help=f"runs at once, each in its own process with cores/J threads (default with --seeds: "
+                        f"{default_jobs()}, one per core)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False, default=None,
                    help="turn data augmentation off")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a multi-seed run's worker (serve)
