@@ -5,7 +5,8 @@
     p = models["lenet"].predict_proba(x)    # x float32 (n, 28, 28) in [0, 1] -> (n, 10)
 
 This package is the library: it never imports Streamlit, a browser or the dashboard, and
-imports TensorFlow only when a Keras model is used (quietly: see ``core.quiet_tf``).
+imports TensorFlow only where a Keras model is built or trained (quietly: see ``core.quiet_tf``): loading
+the models and everything that reads them runs in NumPy (``core.models.keras_numpy``).
 """
 
 from __future__ import annotations

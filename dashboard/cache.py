@@ -1,7 +1,7 @@
 """Cached access to what the pages read: artifact files (``core.artifacts``), the trained models and
 the MNIST data. Each artifact is read and checked once per version of its file (its modification
 time is part of the key), each model loaded once per version of its folder; readers raise only
-``ArtifactError``. Importing this module does not import TensorFlow; only ``model()`` does.
+``ArtifactError``. Nothing here imports TensorFlow: the models are read in NumPy.
 """
 
 from __future__ import annotations

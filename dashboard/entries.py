@@ -5,7 +5,7 @@ the artifacts) and those trained in this session on the Train page, in that orde
         e.title, e.color, e.metrics["test_accuracy"], e.predictions["pred"]
 
 A page iterates over entries; it never merges the two origins by hand. What an entry holds is
-read when first asked for (so a page that shows metrics never loads TensorFlow): ``metrics``,
+read when first asked for (so a page that shows metrics never loads a model): ``metrics``,
 ``history``, ``settings`` (a plain dict), ``predictions``, ``misclassified``, ``seeds`` (every
 training seed's test figures; a session model has one) and ``model``.
 """

@@ -118,7 +118,7 @@ def test_two_jobs_at_once_both_finish_and_a_third_waits(mnist, two_slots):
         assert info["state"] == "done", info
         assert len(info["history"]) == 1
         assert job.model.predict_proba(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
-    assert a.model.net is not b.model.net
+    assert a.model.network is not b.model.network
     assert live.slots_free() == live.MAX_JOBS  # both slots are given back
 
 

@@ -220,9 +220,14 @@ class Classifier:
         return float(t)
 
     @classmethod
+    def _blank(cls, settings):
+        """A model with these settings, about to receive saved weights (``load``)."""
+        return cls(settings)
+
+    @classmethod
     def load(cls, folder):
         folder = Path(folder)
-        model = cls(cls.read_settings(folder))
+        model = cls._blank(cls.read_settings(folder))
         model.temperature = cls.read_temperature(folder)
         model._load_weights(folder)
         history_path = folder / HISTORY_FILE

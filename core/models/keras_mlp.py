@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-from keras import layers
 
 from core.augment import Augment
 from core.models.keras_base import KerasClassifier
@@ -28,10 +26,13 @@ class KerasMLP(KerasClassifier):
     FORMAT_VERSION = 2  # 2: training settings nested under "train"
 
     def first_layer_weights(self):
-        first = next(layer for layer in self.net.layers if isinstance(layer, layers.Dense))
-        return np.ascontiguousarray(first.kernel.numpy().T.reshape(-1, 28, 28), np.float32)
+        first = self.network.layers[1]  # after the Flatten
+        return np.ascontiguousarray(first.kernel.T.reshape(-1, 28, 28), np.float32)
 
     def build(self):
+        import keras  # only here: reading a saved network never loads TensorFlow
+        from keras import layers
+
         s = self.settings
         hidden = []
         for units in s.hidden:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import keras
 import numpy as np
-from keras import layers
 
+from core.models import keras_numpy
 from core.models.keras_base import KerasClassifier
 from core.settings import TrainSettings
 
@@ -42,17 +41,18 @@ class LeNet(KerasClassifier):
         Folding in batch norm (gamma / sqrt(variance + eps)) gives the filter the network
         effectively applies, so its sign and relative strength are the real ones.
         """
-        net = self.net.layers
-        i = [j for j, lay in enumerate(net) if isinstance(lay, layers.Conv2D)][layer]
-        k = net[i].kernel.numpy().astype(np.float32)  # (5, 5, in, out)
-        if i + 1 < len(net) and isinstance(net[i + 1], layers.BatchNormalization):
-            bn = net[i + 1]
-            gamma = bn.gamma.numpy() if bn.scale else 1.0
-            k = k * (gamma / np.sqrt(bn.moving_variance.numpy() + bn.epsilon))
+        net = self.network.layers
+        i = [j for j, lay in enumerate(net) if isinstance(lay, keras_numpy.Conv2D)][layer]
+        k = net[i].kernel.copy()
+        if i + 1 < len(net) and isinstance(net[i + 1], keras_numpy.BatchNormalization):
+            k = k * net[i + 1].scale  # gamma / sqrt(variance + eps), per output channel
         k = k.transpose(3, 2, 0, 1)  # (out, in, 5, 5)
         return k[:, 0] if layer == 0 and k.shape[1] == 1 else k
 
     def build(self):
+        import keras  # only here: reading a saved LeNet never loads TensorFlow
+        from keras import layers
+
         s = self.settings
         f1, f2 = s.filters
 

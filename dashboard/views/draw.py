@@ -1,6 +1,7 @@
 """Draw: draw a digit (or upload an image, or pick a test digit) and see all three models read it the
 moment the stroke ends: each model's digit, confidence and ten probabilities, whether they agree, and
-the 28x28 image the models actually saw. The only page that loads the models, and so TensorFlow.
+the 28x28 image the models actually saw. The models run in NumPy (the Keras ones too: see
+``core.models.keras_numpy``), so the server never loads TensorFlow.
 
 Everything below the title is one fragment (``st.fragment``): a stroke, a button or a new upload reruns
 only that, not the page around it, and the answers are plain HTML bars and inline 28x28 images, cheap to
@@ -12,7 +13,6 @@ import random
 import re
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 from streamlit_drawable_canvas import st_canvas
@@ -138,14 +138,6 @@ def card(e, p: dict, truth: int | None) -> None:
         st.html(probability_bars(p["probs"], e.color, height=BAR_HEIGHT, true_digit=truth))
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def warmed(key: str, _model) -> bool:
-    """Has ``_model`` read one blank digit: a model's first answer costs a few hundred ms (TensorFlow builds
-    its graph), paid here as the page loads rather than at the first stroke. ``key`` names the loaded model."""
-    _model.calibrated_proba(np.zeros((1, 28, 28), np.float32))
-    return True
-
-
 @st.fragment
 def draw_and_read(shown: list) -> None:
     """The input (canvas, upload or test digit) and the models' answers: rerun alone on every stroke."""
@@ -254,10 +246,8 @@ st.title("Draw a digit")
 st.markdown("Draw one digit, 0 to 9, large and in the middle. All three models read it as soon as you lift "
             "the pen, after it is cropped, scaled and centred the way MNIST's digits were.")
 ui.require_artifacts()
-with st.spinner("Loading the three models (only the first visit takes a few seconds)…"):
+with st.spinner("Loading the three models…"):
     shown = entries.listed("model")
-    for e in shown:
-        warmed(f"{e.key}:{id(e.model)}", e.model)  # the id: a reloaded or newly trained model is warmed again
 if not shown:
     st.stop()
 # Outside the fragment: sent once per page, not once per stroke.
