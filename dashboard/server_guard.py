@@ -16,6 +16,11 @@ server process (like ``keras_guard``). Everything else is in ``dashboard/.stream
   collection. Every ``SWEEP_SECONDS`` a sweep shuts expired sessions down (files, media), drops
   uploads no session owns, and collects garbage when a session has ended, so memory is freed when
   the session ends instead of after every script run.
+- **One BLAS thread per request.** A visitor's prediction is a few small matrix products (LeNet's
+  convolutions among them). OpenBLAS spread them over both cores and its idle threads then spin for a
+  while, waiting for more: 50-110 ms of the server's CPU per prediction, for 3 ms of work on one thread
+  (README, "A class drawing at once"). The server answers many visitors at once, so each request gets one
+  thread (``threadpoolctl``; environment variables come too late, as Streamlit has loaded NumPy by then).
 - ``visitor()`` names the browser behind this session (tabs share it) and ``watching()`` says whether
   this tab is still connected: the Train page gives both to its training jobs (``core.jobs``).
 
@@ -53,6 +58,8 @@ def install() -> set[str]:
             _installed.add("uploads")
         if runtime is not None and "sweep" not in _installed and _start_sweep(runtime):
             _installed.add("sweep")
+        if runtime is not None and "blas" not in _installed and _one_blas_thread():
+            _installed.add("blas")
         return set(_installed)
 
 
@@ -60,6 +67,14 @@ def _runtime():
     from streamlit import runtime
 
     return runtime.get_instance() if runtime.exists() else None
+
+
+def _one_blas_thread() -> bool:
+    import numpy  # noqa: F401  (Streamlit loads it lazily: its BLAS must be loaded to be limited)
+    from threadpoolctl import threadpool_limits
+
+    limited = threadpool_limits(1, user_api="blas")  # process-wide, for every thread, from now on
+    return bool(limited.get_original_num_threads().get("blas"))
 
 
 # --- developer messages -----------------------------------------------------------------------------

@@ -197,3 +197,22 @@ def test_every_option_of_the_config_file_applies_from_any_folder(tmp_path):
 
 def test_the_root_config_is_a_copy_for_community_cloud():
     assert (ROOT / ".streamlit" / "config.toml").read_text() == CONFIG.read_text()
+
+
+def test_the_server_gives_each_request_one_blas_thread():
+    """OpenBLAS spread a prediction's small matrix products over both cores and its idle threads spun:
+    50-110 ms of server CPU per prediction for 3 ms of work. The guard limits it to one thread, in a fresh
+    interpreter as the server's first run meets it: NumPy not yet imported (Streamlit loads it lazily), which
+    left the first version of the guard nothing to limit."""
+    code = """
+import sys
+from dashboard import server_guard
+assert "numpy" not in sys.modules
+assert server_guard._one_blas_thread()
+from threadpoolctl import threadpool_info
+print([lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"])
+"""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[1]"
