@@ -1,4 +1,5 @@
-"""The load test's path, CI-sized: 4 browser sessions drawing at once against one server.
+"""The load test's path, CI-sized: 4 sessions drawing at once against one server (4 browser pages, then 1 page
+and 3 protocol clients).
 
 `python -m tools.load --sessions 20` is the real load test (see its docstring); this runs the same
 code with 4 sessions of 2 digits each, so CI proves that concurrent sessions all get their answers,
@@ -40,6 +41,28 @@ def test_concurrent_sessions_all_get_answers(tmp_path, best_artifacts, chromium)
     assert summary["server_cpu_s"] > 0
     assert summary["server_cpu_ms_per_prediction"] == pytest.approx(1000 * summary["server_cpu_s"] / 8)
     assert all(len(summary["load_average"][k]) == 3 for k in ("before", "after"))
+
+
+def test_visitors_whose_browsers_are_elsewhere_replay_real_strokes(tmp_path, best_artifacts, chromium):
+    """--browsers 1: one Chromium page and three protocol clients sending the stroke a real page sent; every
+    one gets the three answers, each client's are checked like a page's, and the figures are split by kind."""
+    from tools import load
+
+    folder, check = best_artifacts
+    out = tmp_path / "load.json"
+    code = load.main(["--sessions", "4", "--browsers", "1", "--rounds", "2", "--artifacts", str(folder),
+                      "--json", str(out), "--timeout", "120"] + ([] if check else ["--no-check-digits"]))
+    result = json.loads(out.read_text())
+    errors = {r["session"]: r["errors"] for r in result["sessions"] if r["errors"]}
+    assert code == 0 and not errors, (errors, result.get("server_log_tail", "")[-2000:])
+    assert [r["browser"] for r in result["sessions"]] == [True, False, False, False]
+    for r in result["sessions"]:
+        assert len(r["shown"]) == 2 and all(len(s) == 3 and all(v.isdigit() for v in s) for s in r["shown"])
+        if check:
+            assert r["shown"] == [[str(d)] * 3 for d in r["digits"]]
+    summary = result["summary"]
+    assert summary["browsers"]["sessions"] == 1 and summary["protocol_clients"]["sessions"] == 3
+    assert summary["predictions"] == 8 and summary["protocol_clients"]["p95_ms"] > 0
 
 
 def test_a_server_it_did_not_start_has_unknown_cpu_and_memory():

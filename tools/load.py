@@ -17,6 +17,13 @@ Train page with the largest subset and epochs allowed, draws again, and checks t
 it reports the idle and the loaded figures. The server, Chromium and the
 Draw page are driven through tools.browser.
 
+``--browsers B`` (fewer than ``--sessions``) makes only B of the sessions Chromium pages and the rest
+visitors whose browsers are elsewhere, as a class's are on their own devices: each speaks Streamlit's
+protocol directly (``tools.stclient``), opens the Draw page and sends, at the same moment as everyone, the
+very message a real browser sent for a stroke (recorded first, one per digit, from a Chromium page); its
+time is from that message sent to the answers received, and its answers are checked like a page's. So the
+server meets the whole class, while the machine runs only B browsers beside it.
+
 When it starts its own server it also reports what the server itself costs, apart from the browsers
 that share the machine with it: the server's CPU time (user + system, from /proc, the server and
 everything it started) over the drawing phase divided by the predictions made, and its peak memory.
@@ -36,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from tools import browser
+from tools.stclient import StClient, elements, texts
 
 # Installed before each stroke, given the answers' selector: the time of every mouseup, and a promise
 # of the moment three answers show.
@@ -78,7 +86,7 @@ async def session(i: int, chromium, url: str, rounds: int, ready: asyncio.Barrie
     page.set_default_navigation_timeout(timeout_s * 1000)  # twenty pages loading at once take more than 30 s
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    result = {"session": i, "digits": [], "shown": [], "latency_ms": [], "errors": errors}
+    result = {"session": i, "browser": True, "digits": [], "shown": [], "latency_ms": [], "errors": errors}
     try:
         try:
             await browser.open_draw(page, url, timeout_s * 1000)
@@ -111,6 +119,82 @@ async def session(i: int, chromium, url: str, rounds: int, ready: asyncio.Barrie
     return result
 
 
+async def record_strokes(chromium, url: str, timeout_s: float) -> dict[int, bytes]:
+    """The message (a BackMsg rerunning the Draw page's fragment with the canvas's drawing) a real Chromium
+    page sends for a stroke of each digit in ``ORDER``, as bytes."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    page = await chromium.new_page(viewport={"width": 1280, "height": 900})
+    sent: list = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
+    strokes = {}
+    try:
+        await browser.open_draw(page, url, timeout_s * 1000)
+        for r, digit in enumerate(ORDER):
+            if r:
+                await browser.clear_canvas(page)
+                await page.locator(browser.METRIC_VALUES).first.wait_for(state="detached", timeout=timeout_s * 1000)
+                await browser.wait_script_done(page, timeout_s * 1000)
+            before = len(sent)
+            await page.evaluate(WATCH, browser.METRIC_VALUES)
+            await browser.draw(page, browser.DIGITS[digit])
+            await asyncio.wait_for(page.evaluate("window.__shown"), timeout_s)
+            for payload in reversed(sent[before:]):
+                msg = BackMsg()
+                if isinstance(payload, bytes):
+                    msg.ParseFromString(payload)
+                    if msg.WhichOneof("type") == "rerun_script" and msg.rerun_script.fragment_id:
+                        strokes[digit] = payload
+                        break
+            else:
+                raise RuntimeError(f"the page sent no fragment rerun for its stroke of a {digit}")
+    finally:
+        await page.close()
+    return strokes
+
+
+async def light_session(i: int, url: str, rounds: int, ready: asyncio.Barrier, strokes: dict[int, bytes],
+                        check: bool, timeout_s: float, on_start=None) -> dict:
+    """A visitor whose browser is elsewhere: the Draw page over Streamlit's protocol, sending the recorded
+    strokes; the latency is from the stroke's message sent to the end of the run that answers it."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    errors: list[str] = []
+    result = {"session": i, "browser": False, "digits": [], "shown": [], "latency_ms": [], "errors": errors}
+    try:
+        async with StClient.connect(url) as client:
+            try:
+                await client.run("draw", timeout=timeout_s)
+            finally:
+                if await ready.wait() == 0 and on_start:
+                    on_start()
+            for r in range(rounds):
+                digit = ORDER[(i + r) % len(ORDER)]
+                stroke = BackMsg()
+                stroke.ParseFromString(strokes[digit])
+                sent_at = time.perf_counter()
+                await client.send(stroke)
+                msgs = []
+                while True:
+                    msgs += await client.until("script_finished", timeout_s)
+                    if msgs[-1].script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                        break
+                result["latency_ms"].append(1000 * (time.perf_counter() - sent_at))
+                shown = [e.metric.body for e in elements(msgs) if e.WhichOneof("type") == "metric"]
+                result["digits"].append(digit)
+                result["shown"].append(shown)
+                if len(shown) != 3 or not all(v.isdigit() for v in shown):
+                    errors.append(f"round {r}: expected three answers, the server sent {shown}")
+                elif check and shown != [str(digit)] * 3:
+                    errors.append(f"round {r}: drew a {digit}, the models answered {shown}")
+                problems = texts(msgs, "exception") + [a for a in texts(msgs, "alert") if "rror" in a]
+                errors.extend(f"round {r}: the server sent: {p.splitlines()[0]}" for p in problems)
+    except Exception as e:
+        errors.append(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    return result
+
+
 async def start_trainings(chromium, url: str, n: int, timeout_s: float) -> list:
     """``n`` browsers (own contexts: own visitors) each start a LeNet training on the Train page, with the
     largest training set and epochs the page offers; returns their pages, whose Stop button is live while
@@ -132,17 +216,18 @@ async def start_trainings(chromium, url: str, n: int, timeout_s: float) -> list:
 
 
 async def run(sessions: int, rounds: int, url: str | None, artifacts, check: bool, timeout_s: float,
-              trainings: int = 0) -> dict:
+              trainings: int = 0, browsers: int | None = None) -> dict:
     async with browser.launch_chromium() as chromium:
         if url:
-            return await _drive(chromium, url, sessions, rounds, check, timeout_s)
+            return await _drive(chromium, url, sessions, rounds, check, timeout_s, browsers=browsers)
         with browser.app_server(artifacts, timeout_s) as server:
             started = {}
             on_start = lambda: started.setdefault("cpu_s", tree_cpu_s(server.proc.pid))
             if trainings:
-                idle = await _drive(chromium, server.url, sessions, rounds, check, timeout_s)
+                idle = await _drive(chromium, server.url, sessions, rounds, check, timeout_s, browsers=browsers)
                 trainers = await start_trainings(chromium, server.url, trainings, timeout_s)
-            out = await _drive(chromium, server.url, sessions, rounds, check, timeout_s, on_start=on_start)
+            out = await _drive(chromium, server.url, sessions, rounds, check, timeout_s, on_start=on_start,
+                               browsers=browsers)
             # The drawing phase: from the moment every page is ready to the last answer (with trainings: the
             # second drawing, so the trainings' workers are counted, as part of the server's process tree).
             out["server_cpu_s"] = tree_cpu_s(server.proc.pid) - started.get("cpu_s", 0.0)
@@ -159,11 +244,14 @@ async def run(sessions: int, rounds: int, url: str | None, artifacts, check: boo
             return out
 
 
-async def _drive(chromium, url, sessions, rounds, check, timeout_s, on_start=None) -> dict:
+async def _drive(chromium, url, sessions, rounds, check, timeout_s, on_start=None, browsers=None) -> dict:
+    browsers = sessions if browsers is None else min(browsers, sessions)
+    strokes = await record_strokes(chromium, url, timeout_s) if browsers < sessions else {}
     ready = asyncio.Barrier(sessions)
     start = time.perf_counter()
-    results = await asyncio.gather(*(session(i, chromium, url, rounds, ready, check, timeout_s, on_start)
-                                     for i in range(sessions)))
+    results = await asyncio.gather(*(
+        session(i, chromium, url, rounds, ready, check, timeout_s, on_start) if i < browsers else
+        light_session(i, url, rounds, ready, strokes, check, timeout_s, on_start) for i in range(sessions)))
     return {"sessions": results, "seconds": time.perf_counter() - start}
 
 
@@ -180,6 +268,10 @@ def summary(out: dict) -> dict:
     # Each prediction's share of the server's CPU, including the reruns that clear the canvas between rounds.
     s["server_cpu_ms_per_prediction"] = (1000 * out["server_cpu_s"] / len(latencies)
                                          if "server_cpu_s" in out and latencies else None)
+    for kind, pages in (("browsers", True), ("protocol_clients", False)):
+        lat = [v for r in out["sessions"] if r.get("browser", True) == pages for v in r["latency_ms"]]
+        s[kind] = {"sessions": sum(r.get("browser", True) == pages for r in out["sessions"])} | (
+            {f"{k}_ms": float(np.percentile(lat, q)) for k, q in (("p50", 50), ("p95", 95))} if lat else {})
     for key in ("idle", "trainings_running"):
         if key in out:
             s[key] = out[key]
@@ -197,12 +289,17 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=float, default=180, help="seconds any one wait may take (default 180)")
     p.add_argument("--trainings", type=int, default=0, metavar="N",
                    help="draw idle, then again while N other visitors train LeNet live; report both (default 0)")
+    p.add_argument("--browsers", type=int, metavar="B",
+                   help="only B of the sessions are Chromium pages; the others speak Streamlit's protocol, as "
+                        "visitors whose browsers run on their own machines (default: every session is a page)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write every session's results here")
     args = p.parse_args(argv)
     if args.sessions < 1 or args.rounds < 1:
         p.error("--sessions and --rounds must be at least 1")
     if args.trainings < 0:
         p.error("--trainings must be 0 or more")
+    if args.browsers is not None and not 0 <= args.browsers <= args.sessions:
+        p.error("--browsers must be between 0 and --sessions")
     return args
 
 
@@ -213,7 +310,7 @@ def main(argv=None) -> int:
         return 2
     load_before = os.getloadavg()  # the machine's load says how far timings from a shared machine can be trusted
     out = asyncio.run(run(args.sessions, args.rounds, args.url, args.artifacts, args.check, args.timeout,
-                          args.trainings))
+                          args.trainings, args.browsers))
     s = summary(out)
     s["load_average"] = {"before": [round(v, 2) for v in load_before],
                          "after": [round(v, 2) for v in os.getloadavg()]}
@@ -239,6 +336,10 @@ def main(argv=None) -> int:
         i = s["idle"]
         print(f"idle server: p50 {i.get('p50_ms', float('nan')):.0f} ms, p95 {i.get('p95_ms', float('nan')):.0f} ms; "
               f"below: with {s['trainings_running']} live training(s) running")
+    if s["protocol_clients"]["sessions"]:
+        print("; ".join(f"{kind.replace('_', ' ')} ({f['sessions']}): p50 {f.get('p50_ms', float('nan')):.0f} ms, "
+                        f"p95 {f.get('p95_ms', float('nan')):.0f} ms" for kind, f in
+                        (("browsers", s["browsers"]), ("protocol_clients", s["protocol_clients"]))))
     print(f"{s['sessions']} sessions, {s['predictions']} predictions in {s['seconds']:.1f} s, "
           f"{s['failed_sessions']} sessions failed; {lat}; {server}; load average (1, 5, 15 min) "
           f"before {' '.join(map(str, s['load_average']['before']))}, after "
