@@ -1,6 +1,7 @@
 """The process a live training runs in (``core.jobs`` starts it): ``python -m core.worker FOLDER``.
 
-It trains one model as ``FOLDER/request.json`` says, at lower CPU priority and with the thread counts
+It trains one model as ``FOLDER/request.json`` says, at the lowest CPU priority (nice 19 and Linux's idle
+scheduling class: it runs when no visitor's request wants the core) and with the thread counts
 ``core.jobs`` sets in its environment, so the web server's interpreter and cores stay free. It talks over
 its pipes:
 
@@ -16,6 +17,7 @@ its pipes:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -44,6 +46,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     folder = Path(argv[0])
     os.nice(NICE)
+    with contextlib.suppress(AttributeError, OSError):  # Linux: run only when no visitor's request wants a core
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # before any thread starts: they inherit it
     out = os.fdopen(os.dup(1), "w", buffering=1)  # our lines only: libraries' prints go to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr

@@ -164,6 +164,9 @@ def test_a_job_trains_in_a_niced_one_threaded_child_process(mnist):
         info = running(job)  # progress arrives while it trains
         # lower priority than this process (the server), up to the lowest there is (pytest may run under nice)
         assert niceness(job.pid) == min(19, niceness(os.getpid()) + worker.NICE)
+        # and Linux's idle class, for the worker and every thread it started: a core only when no one else wants it
+        threads = list(Path(f"/proc/{job.pid}/task").iterdir())
+        assert len(threads) > 1 and {os.sched_getscheduler(int(t.name)) for t in threads} == {os.SCHED_IDLE}
         assert info["epoch"] >= 1 and 0 < info["fraction"] < 1 and job.train_size == 2000
     finally:
         job.stop()
