@@ -1,10 +1,11 @@
 """Charts every page draws the same way: a model's ten probabilities (a Plotly chart, or plain HTML bars
-where a chart is redrawn on every stroke), heatmaps that read in light and dark themes, confusion
+where a chart is redrawn on every stroke, and the Draw page's answer cards around them), heatmaps that read in light and dark themes, confusion
 matrices, and learning curves (loss or accuracy per epoch)."""
 
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -68,6 +69,50 @@ def probability_bars(probs, color: str, height: int = 150, true_digit: int | Non
                      f'<div class="pd">{tick}</div></div>')
     summary = ", ".join(f"{d}: {label}" for d, label in enumerate(shown) if label)
     return f'<div class="pbars" role="img" aria-label="Probabilities, {summary}">{"".join(cells)}</div>'
+
+
+# The answer cards' look (``answer_cards``), sent once per page beside BARS_CSS. A card is drawn like Streamlit's
+# bordered container holding an st.metric; the cards sit in a row, one per line under Streamlit's 640 px column
+# breakpoint, as st.columns would.
+ANSWERS_CSS = """<style>
+.answers{display:grid;grid-template-columns:repeat(var(--per-row),minmax(0,1fr));gap:1rem}
+@media (max-width:640px){.answers{grid-template-columns:minmax(0,1fr)}}
+.answer{border:1px solid rgba(127,127,127,.3);border-radius:.5rem;padding:calc(1rem - 1px)}
+.answer .who{font-size:14px;line-height:1.4;display:flex;align-items:center;gap:.45em}
+.answer .who i{width:.65em;height:.65em;border-radius:50%;flex:none}
+.answer .digit{font-size:2.25rem;line-height:1.3}
+.answer .sure{display:inline-block;font-size:14px;padding:0 .45em;border-radius:1em;background:rgba(127,127,127,.15)}
+.answers-note{font-size:14px;opacity:.7;margin:.75rem 0 1rem}
+.answers-seen{display:flex;gap:1.5rem;align-items:center}
+.answers-seen p{margin:0}
+</style>"""
+ANSWER = re.compile(r'<div class="answer" data-title="([^"]*)" data-digit="(\d)"')
+
+
+def answer_cards(answers, per_row: int, height: int = 120, true_digit: int | None = None) -> str:
+    """The models' answers as one HTML block (``ANSWERS_CSS``): for each (entry, prediction) pair, a card with the
+    model's name and colour, its digit, how sure it is and its ten probabilities (``probability_bars``).
+
+    One element instead of a container, a metric and bars per model: the Draw page sends and draws it on every
+    stroke. ``read_answer_cards`` reads the answers back. ``prediction``: ``{"digit", "probs"}`` as
+    ``core.predict.predict_image`` gives them."""
+    cards = []
+    for e, p in answers:
+        digit = int(p["digit"])
+        confidence = float(p["probs"][digit])
+        sure = f"{confidence:.1%}" if confidence < 0.9995 else "&gt;99.9%"  # never a rounded-up 100%
+        title = html.escape(e.title)
+        cards.append(f'<div class="answer" data-title="{title}" data-digit="{digit}" role="group" '
+                     f'aria-label="{title}: {digit}"><div class="who"><i style="background:{html.escape(e.color)}">'
+                     f'</i>{title}</div><div class="digit">{digit}</div><span class="sure">{sure} sure</span>'
+                     f'{probability_bars(p["probs"], e.color, height=height, true_digit=true_digit)}</div>')
+    return f'<div class="answers" style="--per-row:{int(per_row)}">{"".join(cards)}</div>'
+
+
+def read_answer_cards(*blocks: str) -> dict[str, str]:
+    """What ``answer_cards`` shows in these HTML blocks (any others are passed over), as {model title: digit}:
+    for tests and the load test's protocol clients."""
+    return {html.unescape(title): digit for block in blocks for title, digit in ANSWER.findall(block)}
 
 
 def heatmap(z, x, y, color: str, text=None, customdata=None, hovertemplate=None):

@@ -68,9 +68,9 @@ async def every_page_and_drawing_a_digit(url: str, server_seconds: float) -> Non
         digits = await browser.read_predictions(page)
         await browser.wait_idle(page)
         assert len(sent) - before == 1, f"a stroke sent {len(sent) - before} messages"  # sent on pen lift, not twice
-        metrics = page.locator(browser.METRICS)
+        metrics = page.locator(browser.ANSWERS)
         assert await metrics.count() == 3
-        labels = [await metrics.nth(i).locator('[data-testid="stMetricLabel"]').inner_text() for i in range(3)]
+        labels = [(await metrics.nth(i).locator(".who").inner_text()).strip() for i in range(3)]
         assert labels == TITLES
         assert all(d in list("0123456789") for d in digits), digits
         assert await page.get_by_text("What the models saw").is_visible()

@@ -245,7 +245,7 @@ async def _visit_and_kill(browser, url, run_dir, ports, victim_pid, check) -> di
 
         async def draw(page, digit, label):
             await browser.clear_canvas(page)
-            await page.locator(browser.METRIC_VALUES).first.wait_for(state="detached", timeout=120_000)
+            await page.locator(browser.ANSWER_DIGITS).first.wait_for(state="detached", timeout=120_000)
             await browser.draw(page, browser.DIGITS[digit])
             shown = await browser.read_predictions(page, 120_000)
             if len(shown) != 3 or (check and shown != [str(digit)] * 3):
@@ -285,7 +285,7 @@ async def _visit_and_kill(browser, url, run_dir, ports, victim_pid, check) -> di
 
         for affinity, _, page in visitors:
             if replica[affinity] != ports[0]:  # still on its replica: what it showed is still there
-                shown = [s.strip() for s in await page.locator(browser.METRIC_VALUES).all_inner_texts()]
+                shown = [s.strip() for s in await page.locator(browser.ANSWER_DIGITS).all_inner_texts()]
                 if check and shown != ["1"] * 3:
                     problems.append(f"{affinity} after the kill: its answers changed to {shown}")
         await asyncio.gather(*(after_kill(a, p) for a, _, p in visitors))

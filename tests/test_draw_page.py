@@ -58,6 +58,23 @@ def test_digit_html_carries_the_28x28_image():
     assert 'width="140"' in html and "pixelated" in html and 'alt="a &quot;digit&quot;"' in html
 
 
+def test_answer_cards_show_each_models_answer_and_read_back():
+    from types import SimpleNamespace
+
+    from dashboard.charts import answer_cards, read_answer_cards
+
+    sure, unsure = np.eye(10)[7] * 0.9999 + 0.00001, np.array([0.05] * 8 + [0.3, 0.3])
+    models = [SimpleNamespace(title="ANN <b>&</b>", color="#e69f00"), SimpleNamespace(title="LeNet", color="#009e73")]
+    block = answer_cards([(models[0], {"digit": 7, "probs": sure}), (models[1], {"digit": 9, "probs": unsure})],
+                         per_row=3, height=80, true_digit=7)
+    assert read_answer_cards(block, "<p>another element</p>") == {"ANN <b>&</b>": "7", "LeNet": "9"}
+    assert "<b>&</b>" not in block and "ANN &lt;b&gt;&amp;&lt;/b&gt;" in block  # a title is text, never markup
+    assert "&gt;99.9% sure" in block and "30.0% sure" in block  # never a rounded-up 100%
+    assert block.count('class="pbars"') == 2 and block.count("✓") == 2  # each card's bars, the label marked
+    assert "--per-row:3" in block and block.count("background:#009e73") == 2  # the dot and the answer's bar
+    assert read_answer_cards("<div>no cards</div>") == {}
+
+
 # --- the page under AppTest -------------------------------------------------------------------------
 pytest.importorskip("streamlit.testing.v1")
 
@@ -72,14 +89,17 @@ def draw_page(artifacts, fresh_caches):
 
 
 def bars_of(at) -> list[str]:
-    return [h.proto.body for h in at.get("html") if 'class="pbars"' in h.proto.body]
+    """Each answer card's HTML (its bars among it), in order."""
+    return [card for h in at.get("html") for card in h.proto.body.split('<div class="answer" ')[1:]]
 
 
 def test_test_digit_gets_a_card_and_bars_per_model(draw_page):
     at = draw_page
+    from dashboard.charts import read_answer_cards
+
     at.segmented_control(key="source").set_value("Test-set example").run()
     assert not at.exception and not at.error
-    cards = {m.label: m.value for m in at.metric}
+    cards = read_answer_cards(*(h.proto.body for h in at.get("html")))
     assert list(cards) == list(TITLES.values())
     bars = bars_of(at)
     assert len(bars) == 3

@@ -60,7 +60,7 @@ async def draw_correct_save_and_find(url: str) -> tuple[int, int]:
         await card.first.wait_for(timeout=30_000)
         assert await card.count() == 1
         shown_id = int((await card.first.inner_text()).split("#")[1].split()[0])
-        drawings_metric = page.locator(browser.METRICS).filter(has_text="Drawings")
+        drawings_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Drawings")
         assert (await drawings_metric.locator('[data-testid="stMetricValue"]').inner_text()).strip() == "1"
         assert not await browser.page_problems(page)
         assert not crashes, crashes

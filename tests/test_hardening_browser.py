@@ -98,7 +98,7 @@ def test_uploading_one_image_after_another(app, tmp_path):
             for f in files:
                 await page.locator('input[type="file"]').set_input_files(str(f))
                 await page.get_by_text(f.name).wait_for(timeout=60_000)
-                await page.locator(browser.METRIC_VALUES).nth(2).wait_for(timeout=60_000)
+                await page.locator(browser.ANSWER_DIGITS).nth(2).wait_for(timeout=60_000)
                 await browser.wait_idle(page)
                 assert not await browser.page_problems(page), f.name
                 assert await page.get_by_text("What the models saw").is_visible()

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import SPECS
+from dashboard.charts import read_answer_cards
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = str(ROOT / "dashboard" / "Home.py")
@@ -56,7 +57,7 @@ SHOWN = {  # page -> (set up before the run, the models it still shows)
     "misclassified": (None, lambda at: [s.title for s in SPECS.values()
                                         if any(f"{s.short} **" in m.value for m in at.markdown
                                                if m.value.startswith("**True "))]),
-    "draw": (show_an_example, lambda at: [m.label for m in at.metric]),
+    "draw": (show_an_example, lambda at: list(read_answer_cards(*(h.proto.body for h in at.get("html"))))),
 }
 CASES = [(page, None) for page in SHOWN] + [
     ("training_curves", "history.json"),  # [shown under each other's names]
@@ -118,7 +119,7 @@ def test_noise_is_said_not_to_be_a_digit_on_the_draw_page(artifacts):
     at = upload(run("draw"), png_bytes(np.random.default_rng(0).integers(0, 256, (280, 280, 3), dtype=np.uint8)))
     warnings = " ".join(w.value for w in at.warning)
     assert NOT_A_DIGIT in warnings and not at.success
-    assert len(at.metric) == 3
+    assert len(read_answer_cards(*(h.proto.body for h in at.get("html")))) == 3
 
 
 def test_one_model_loaded_is_named_not_agreed_with(own_artifacts):

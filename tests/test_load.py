@@ -41,6 +41,7 @@ def test_concurrent_sessions_all_get_answers(tmp_path, best_artifacts, chromium)
     assert summary["server_cpu_s"] > 0
     assert summary["server_cpu_ms_per_prediction"] == pytest.approx(1000 * summary["server_cpu_s"] / 8)
     assert all(len(summary["load_average"][k]) == 3 for k in ("before", "after"))
+    assert 0 <= summary["cpu_stolen_pct"] <= 100  # /proc/stat: Linux, as CI
 
 
 def test_visitors_whose_browsers_are_elsewhere_replay_real_strokes(tmp_path, best_artifacts, chromium):

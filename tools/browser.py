@@ -45,8 +45,8 @@ SCRIPT_DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'  # a script running; models loading
 IDLE = "([done, busy]) => !!document.querySelector(done) && !document.querySelector(busy)"
 PROBLEMS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
-METRICS = '[data-testid="stMetric"]'  # the Draw page's answers, one per model
-METRIC_VALUES = f'{METRICS} [data-testid="stMetricValue"]'
+ANSWERS = ".answers .answer"  # the Draw page's answer cards, one per model (dashboard.charts.answer_cards)
+ANSWER_DIGITS = f"{ANSWERS} .digit"
 CANVAS = "canvas.upper-canvas"  # the drawable canvas's event layer (Playwright pierces its shadow DOM)
 CANVAS_SIZE = 280  # the Draw page's canvas, in its own pixels
 # Strokes on the canvas, in canvas pixels, that every trained model reads reliably.
@@ -225,7 +225,7 @@ async def clear_canvas(page, button: str = "Reset canvas & history") -> None:
 async def read_predictions(page, timeout_ms: float = 60_000) -> list[str]:
     """Wait until the three models' answers are shown and the script run is over; returns their
     digits as displayed."""
-    values = page.locator(METRIC_VALUES)
+    values = page.locator(ANSWER_DIGITS)
     await values.nth(2).wait_for(timeout=timeout_ms)
     await wait_script_done(page, timeout_ms)
     return [s.strip() for s in await values.all_inner_texts()]

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dashboard.charts import read_answer_cards
 from tools import browser
 from tools.stclient import StClient, elements, texts
 
@@ -97,9 +98,9 @@ async def session(i: int, chromium, url: str, rounds: int, ready: asyncio.Barrie
             digit = ORDER[(i + r) % len(ORDER)]
             if r:
                 await browser.clear_canvas(page)
-                await page.locator(browser.METRIC_VALUES).first.wait_for(state="detached", timeout=timeout_s * 1000)
+                await page.locator(browser.ANSWER_DIGITS).first.wait_for(state="detached", timeout=timeout_s * 1000)
                 await browser.wait_script_done(page, timeout_s * 1000)
-            await page.evaluate(WATCH, browser.METRIC_VALUES)
+            await page.evaluate(WATCH, browser.ANSWER_DIGITS)
             await browser.draw(page, browser.DIGITS[digit])
             shown_at = await asyncio.wait_for(page.evaluate("window.__shown"), timeout_s)
             lifted_at = await page.evaluate("window.__lifts[window.__lifts.length - 1]")
@@ -133,10 +134,10 @@ async def record_strokes(chromium, url: str, timeout_s: float) -> dict[int, byte
         for r, digit in enumerate(ORDER):
             if r:
                 await browser.clear_canvas(page)
-                await page.locator(browser.METRIC_VALUES).first.wait_for(state="detached", timeout=timeout_s * 1000)
+                await page.locator(browser.ANSWER_DIGITS).first.wait_for(state="detached", timeout=timeout_s * 1000)
                 await browser.wait_script_done(page, timeout_s * 1000)
             before = len(sent)
-            await page.evaluate(WATCH, browser.METRIC_VALUES)
+            await page.evaluate(WATCH, browser.ANSWER_DIGITS)
             await browser.draw(page, browser.DIGITS[digit])
             await asyncio.wait_for(page.evaluate("window.__shown"), timeout_s)
             for payload in reversed(sent[before:]):
@@ -181,7 +182,8 @@ async def light_session(i: int, url: str, rounds: int, ready: asyncio.Barrier, s
                     if msgs[-1].script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
                         break
                 result["latency_ms"].append(1000 * (time.perf_counter() - sent_at))
-                shown = [e.metric.body for e in elements(msgs) if e.WhichOneof("type") == "metric"]
+                shown = [d for e in elements(msgs) if e.WhichOneof("type") == "html"
+                         for d in read_answer_cards(e.html.body).values()]
                 result["digits"].append(digit)
                 result["shown"].append(shown)
                 if len(shown) != 3 or not all(v.isdigit() for v in shown):
@@ -303,17 +305,30 @@ def parse_args(argv=None):
     return args
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(ticks stolen by the hypervisor, all ticks) since boot, from /proc/stat's first line; None elsewhere."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if not browser.chromium_available():
         print("error: needs Playwright and Chromium (set CHROMIUM=/path/to/chromium)", file=sys.stderr)
         return 2
     load_before = os.getloadavg()  # the machine's load says how far timings from a shared machine can be trusted
+    ticks_before = cpu_ticks()  # and so does CPU time a virtual machine's host took back during the run
     out = asyncio.run(run(args.sessions, args.rounds, args.url, args.artifacts, args.check, args.timeout,
                           args.trainings, args.browsers))
     s = summary(out)
     s["load_average"] = {"before": [round(v, 2) for v in load_before],
                          "after": [round(v, 2) for v in os.getloadavg()]}
+    ticks_after = cpu_ticks()
+    s["cpu_stolen_pct"] = (round(100 * (ticks_after[0] - ticks_before[0]) / max(1, ticks_after[1] - ticks_before[1]), 1)
+                           if ticks_before and ticks_after else None)
     out["summary"] = s
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -343,7 +358,8 @@ def main(argv=None) -> int:
     print(f"{s['sessions']} sessions, {s['predictions']} predictions in {s['seconds']:.1f} s, "
           f"{s['failed_sessions']} sessions failed; {lat}; {server}; load average (1, 5, 15 min) "
           f"before {' '.join(map(str, s['load_average']['before']))}, after "
-          f"{' '.join(map(str, s['load_average']['after']))}")
+          f"{' '.join(map(str, s['load_average']['after']))}"
+          + (f"; CPU stolen by the host {s['cpu_stolen_pct']}%" if s["cpu_stolen_pct"] is not None else ""))
     idle_failed = s.get("idle", {}).get("failed_sessions")
     return 1 if s["failed_sessions"] or idle_failed or s["predictions"] < args.sessions * args.rounds else 0
 

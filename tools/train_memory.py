@@ -61,7 +61,7 @@ async def measure(artifacts, timeout_s: float) -> dict:
             sampler = asyncio.create_task(sample())
             page = await chromium.new_page(viewport={"width": 1280, "height": 900})
             await browser.open_draw(page, server.url, timeout_s * 1000)
-            await page.evaluate(load.WATCH, browser.METRIC_VALUES)
+            await page.evaluate(load.WATCH, browser.ANSWER_DIGITS)
             await browser.draw(page, browser.DIGITS[7])
             await browser.read_predictions(page, timeout_s * 1000)
             phase[0] = "models loaded"

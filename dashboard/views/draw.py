@@ -3,15 +3,15 @@ moment the stroke ends: each model's digit, confidence and ten probabilities, wh
 the 28x28 image the models actually saw. The models run in NumPy (the Keras ones too: see
 ``core.models.keras_numpy``), so the server never loads TensorFlow.
 
-Everything below the title is one fragment (``st.fragment``): a stroke, a button or a new upload reruns
-only that, not the page around it, and the answers are plain HTML bars and inline 28x28 images, cheap to
-build, send and draw (a class of twenty drawing at once shares one server's two cores).
+Everything below the title but the collection's name is one fragment (``st.fragment``): a stroke, a button
+or a new upload reruns only that, not the page around it. The answers are one HTML block of cards with plain
+HTML bars, and inline 28x28 images: cheap to build, send and draw (a class of twenty drawing at once shares
+one server's two cores), and made of elements the page already showed before the first stroke, so that
+stroke is not slowed by the browser fetching and mounting new kinds of element.
 """
 
-import json
+import html
 import random
-import re
-from pathlib import Path
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
@@ -24,7 +24,7 @@ from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
 
 # collect imports SQLAlchemy (half a second): here, with the page, rather than at the first stroke.
 from dashboard import cache, collect, entries, ui
-from dashboard.charts import BARS_CSS, probability_bars
+from dashboard.charts import ANSWERS_CSS, BARS_CSS, answer_cards
 from dashboard.pictures import digit_html
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
@@ -41,36 +41,9 @@ BAR_HEIGHT = 120  # px: each model's probability bars
 # of the wait for an answer. A digit's stroke is over when the pen lifts, so this presses the canvas's own
 # "Update the app" button then, and the canvas sends at once (and drops its pending send). Only after a stroke
 # that began on the canvas; if a later canvas lacks the button, nothing happens and its own send still comes.
-# Streamlit's page fetches an element's code the first time it shows one: the cards' metric and the save box's
-# text input and page link came after a visitor's first stroke. They are fetched as the page loads instead
-# (<link rel=modulepreload>, as Streamlit's own index.html does); a Streamlit build without them preloads nothing.
-STATIC_JS = Path(st.__file__).parent / "static" / "static" / "js"
-STATIC_IMPORT = re.compile(r'(?:from|import)\s*"\./([\w.-]+\.js)"')
-
-
-@st.cache_resource(show_spinner=False)
-def preload_list() -> list[str]:
-    """The answers' element modules and every module they import (a preloaded module's imports are not)."""
-    todo = [p.name for stem in ("Metric", "TextInput", "PageLink") for p in STATIC_JS.glob(f"{stem}.*.js")]
-    seen = set()
-    while todo:
-        name = todo.pop()
-        if name not in seen and (STATIC_JS / name).is_file():
-            seen.add(name)
-            todo += STATIC_IMPORT.findall((STATIC_JS / name).read_text(errors="replace"))
-    return sorted(seen)
-
-
 SEND_ON_PEN_LIFT = """<script>
 if (!window.__drawSendOnLift) {
   window.__drawSendOnLift = true;
-  const main = document.querySelector('script[type="module"][src*="static/js/"]');
-  for (const name of PRELOAD) {
-    if (!main) break;
-    const link = Object.assign(document.createElement("link"), {rel: "modulepreload", crossOrigin: "anonymous",
-                                                                 href: new URL(name, main.src).href});
-    document.head.appendChild(link);
-  }
   let root = null;
   const down = (ev) => {
     const el = ev.composedPath().find(e => e.classList && e.classList.contains("upper-canvas"));
@@ -128,14 +101,6 @@ def rerun_fragment() -> None:
         st.rerun(scope="fragment")
     except StreamlitAPIException:
         st.rerun()
-
-
-def card(e, p: dict, truth: int | None) -> None:
-    with st.container(border=True):
-        confidence = float(p["probs"][p["digit"]])
-        sure = f"{confidence:.1%}" if confidence < 0.9995 else ">99.9%"  # never a rounded-up 100%
-        st.metric(e.title, p["digit"], delta=f"{sure} sure", delta_color="off", delta_arrow="off")
-        st.html(probability_bars(p["probs"], e.color, height=BAR_HEIGHT, true_digit=truth))
 
 
 @st.fragment
@@ -226,20 +191,18 @@ def answers(shown: list, models: dict, result: dict, truth: int | None, quick) -
         if group is mine and mine:
             st.caption("**Your models (this session)**, trained on the Train page. The banner above is about "
                        "the committed models only.")
-        for start in range(0, len(group), per_row):
-            for col, e in zip(st.columns(per_row), group[start:start + per_row]):
-                with col:
-                    card(e, result["predictions"][e.key], truth)
+        if group:
+            st.html(answer_cards([(e, result["predictions"][e.key]) for e in group], per_row, BAR_HEIGHT, truth))
     raw = [e.title for e in shown if getattr(models[e.key], "temperature", None) is None]
-    st.caption("Confidences are calibrated: each model's probabilities are softened or sharpened by the "
-               "temperature fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST "
-               "(see Calibration)." + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
-    seen, text = st.columns([1, 3], vertical_alignment="center")
-    with seen:
-        st.html(digit_html(result["image"], 140, alt="the 28x28 image the models saw"))
-    text.markdown("**What the models saw.** Your input cropped to the ink, scaled so its longer side is 20 "
-                  "pixels, centred by its centre of mass in a 28×28 frame and its stroke evened out: the "
-                  "recipe used to make MNIST, so a drawing looks like the digits the models learnt from.")
+    note = ("Confidences are calibrated: each model's probabilities are softened or sharpened by the temperature "
+            "fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST (see Calibration)."
+            + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
+    # One element for the note, the image and its explanation: less to send and draw on every stroke.
+    st.html(f'<p class="answers-note">{html.escape(note)}</p><div class="answers-seen">'
+            f'{digit_html(result["image"], 140, alt="the 28x28 image the models saw")}<p><b>What the models saw.</b> '
+            "Your input cropped to the ink, scaled so its longer side is 20 pixels, centred by its centre of mass in "
+            "a 28×28 frame and its stroke evened out: the recipe used to make MNIST, so a drawing looks like the "
+            "digits the models learnt from.</p></div>")
 
 
 st.title("Draw a digit")
@@ -251,6 +214,6 @@ with st.spinner("Loading the three models…"):
 if not shown:
     st.stop()
 # Outside the fragment: sent once per page, not once per stroke.
-st.html(PHONE_ONLY + BARS_CSS + SEND_ON_PEN_LIFT.replace("PRELOAD", json.dumps(preload_list())),
-        unsafe_allow_javascript=True)
+st.html(PHONE_ONLY + BARS_CSS + ANSWERS_CSS + SEND_ON_PEN_LIFT, unsafe_allow_javascript=True)
 draw_and_read(shown)
+collect.collection_row()  # outside the fragment: which collection saves go to does not change with a stroke
