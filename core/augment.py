@@ -37,6 +37,9 @@ class Augment:
     # New fields default to off, so settings saved before them reproduce exactly (no extra random draws either).
     aspect: float = 0.0  # max relative change of width against height either way (tall thin and wide round hands)
     elastic: float = 0.0  # max RMS displacement, pixels, of a smooth random field (elastic distortion)
+    # which of those digits get their style: "07" slashes zeros and crosses sevens but leaves ones unflagged
+    # (LeNet: a flag taught it to read a one with a long flag less well, README, issue #12)
+    style_digits: str = "017"
 
 
 FIELDS = 512  # displacement fields in the bank; with 8 flips and transposes, 4,096 different wobbles

@@ -156,8 +156,18 @@ def restyle(x: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
     return reframe(add(x, rng))
 
 
-def styled_pool(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """One styled version of every training digit that has a style: (indices into x, images)."""
+def check_digits(digits: str) -> list[int]:
+    """The digits named in ``digits`` ("07"), each one that has a style; ValueError for any other character."""
+    wrong = sorted(set(digits) - {str(d) for d in STYLES})
+    if wrong:
+        raise ValueError(f"no style for {', '.join(map(repr, wrong))}: the digits with a style are "
+                         f"{''.join(map(str, STYLES))}")
+    return [d for d in STYLES if str(d) in digits]
+
+
+def styled_pool(x: np.ndarray, y: np.ndarray, seed: int, digits: str = "017") -> tuple[np.ndarray, np.ndarray]:
+    """One styled version of every training digit among ``digits`` (each must have a style): (indices into x,
+    images). The same seed and digits give the same pool."""
     rng = np.random.default_rng(seed)
-    index = np.flatnonzero(np.isin(y, list(STYLES)))
+    index = np.flatnonzero(np.isin(y, check_digits(digits)))
     return index, np.stack([restyle(x[i], y[i], rng) for i in index]) if len(index) else x[:0]

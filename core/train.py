@@ -33,6 +33,7 @@ from core.data import DataError, checksum, load_mnist, splits
 from core.evaluate import evaluate, seed_row, seed_table, single_image_ms
 from core.models import MODELS, model_class
 from core.settings import with_training
+from core.styles import check_digits
 
 SAMPLE_PER_CLASS = 50
 SEEDS = 5  # runs per model by default: enough for a mean, a spread and a permutation test that can reach p < 0.05
@@ -64,7 +65,7 @@ def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentati
 
     ``augmentation`` is either a whole ``Augment`` or a dict of only the strengths the command
     named; those replace the model's own, and the rest stay as the model's settings have them
-    (the two MLPs are taught the style strokes, LeNet is not)."""
+    (the two MLPs are taught all three style strokes, LeNet the slash and the crossbar only)."""
     defaults = model_class(name).Settings()
     changes = {"seed": seed}
     if epochs is not None:
@@ -211,7 +212,7 @@ def worker_command(work: Path, choices: dict) -> list[str]:
         cmd += ["--no-augment"]
     given = choices["augmentation"]
     for field, value in (dataclasses.asdict(given) if isinstance(given, Augment) else given or {}).items():
-        cmd += [f"--{field}", repr(float(value))]
+        cmd += [f"--{field.replace('_', '-')}", value if isinstance(value, str) else repr(float(value))]
     return cmd
 
 
@@ -341,6 +342,7 @@ AUGMENT_OPTIONS = {
     "aspect": (0, 1, "F", "largest relative change of width against height"),
     "elastic": (0, 5, "PX", "largest elastic distortion, RMS pixels of a smooth random field"),
 }
+STYLE_DIGITS_HELP = "which digits --styles restyles: 0 slashed, 1 flagged, 7 crossed, e.g. 07 (default: each model's own)"
 
 
 def parse_args(argv=None):
@@ -364,16 +366,25 @@ def parse_args(argv=None):
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a multi-seed run's worker (serve)
     a = p.add_argument_group("augmentation strength (each epoch, every image gets a fresh random draw up to these)")
     for field in dataclasses.fields(Augment):
-        low, high, unit, text = AUGMENT_OPTIONS[field.name]
-        a.add_argument(f"--{field.name}", type=float, default=None, metavar=unit,
-                       help=f"{text} ({low:g} to {high:g}; default: each model's own settings)")
+        if field.name in AUGMENT_OPTIONS:
+            low, high, unit, text = AUGMENT_OPTIONS[field.name]
+            a.add_argument(f"--{field.name}", type=float, default=None, metavar=unit,
+                           help=f"{text} ({low:g} to {high:g}; default: each model's own settings)")
+    a.add_argument("--style-digits", default=None, metavar="DIGITS", help=STYLE_DIGITS_HELP)
     args = p.parse_args(argv)
+    if args.style_digits is not None:
+        try:
+            check_digits(args.style_digits)
+        except ValueError as e:
+            p.error(f"--style-digits: {e}")
     for name, (low, high, _, _) in AUGMENT_OPTIONS.items():
         value = getattr(args, name)
         if value is not None and not low <= value <= high:
             p.error(f"--{name} must be between {low:g} and {high:g}, not {value:g}")
     # only the strengths named on the command line replace the models' own
     args.augmentation = {name: getattr(args, name) for name in AUGMENT_OPTIONS if getattr(args, name) is not None}
+    if args.style_digits is not None:
+        args.augmentation["style_digits"] = args.style_digits
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
     if not 1 <= args.seeds <= 50:

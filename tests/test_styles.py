@@ -171,3 +171,32 @@ def test_the_pool_styles_only_those_digits_and_training_uses_it(digits, monkeypa
     np.testing.assert_array_equal(shown[index], images)  # with styles=1 every 0, 1 and 7 is shown styled
     others = np.setdiff1d(np.arange(len(x)), index)
     np.testing.assert_array_equal(shown[others], x[others])
+
+
+def test_style_digits_choose_which_digits_are_restyled(digits, monkeypatch):
+    """``Augment.style_digits`` "07": zeros slashed and sevens crossed, ones left as MNIST has them."""
+    x, y = digits
+    index, images = styled_pool(x, y, seed=0, digits="07")
+    assert set(np.unique(y[index])) == {0, 7} and len(images) == len(index)
+    np.testing.assert_array_equal(styled_pool(x, y, seed=0, digits="07")[1], images)  # seeded
+    assert len(styled_pool(x, y, seed=0, digits="")[0]) == 0
+    for bad in ("4", "01x"):
+        with pytest.raises(ValueError, match="the digits with a style are 017"):
+            styled_pool(x, y, seed=0, digits=bad)
+    import core.models.base as base
+    from core.augment import Augment
+    from core.data import Split
+    from core.models import model_class
+    from core.settings import from_dict, to_dict, with_training
+
+    seen, real = [], base.augment
+    monkeypatch.setattr(base, "augment", lambda xs, rng, a=Augment(): seen.append(xs) or real(xs, rng, a))
+    settings = with_training(model_class("numpy_mlp").Settings(), epochs=1,
+                             augmentation=Augment(styles=1.0, style_digits="07"))
+    model_class("numpy_mlp")(settings).fit(Split(x, y), Split(x[:100], y[:100]))
+    np.testing.assert_array_equal(seen[0][index], images)
+    np.testing.assert_array_equal(seen[0][y == 1], x[y == 1])  # no one flagged
+    saved = to_dict(settings)
+    assert from_dict(type(settings), saved) == settings
+    del saved["train"]["augmentation"]["style_digits"]  # settings saved before the field: all three styled
+    assert from_dict(type(settings), saved).train.augmentation.style_digits == "017"

@@ -91,14 +91,16 @@ def test_augmentation_strength_is_a_training_option(tmp_path, mnist, monkeypatch
 
 
 def test_augmentation_flags_replace_only_the_strengths_they_name():
-    """Each model keeps its own augmentation (the MLPs are taught the style strokes, LeNet is not);
+    """Each model keeps its own augmentation (the MLPs are taught all three style strokes, LeNet the slash and
+    the crossbar);
     a flag such as --rotate 5 changes that one strength for every model and nothing else, in this
     process and in a multi-seed run's workers alike."""
     from core.models import MODELS, model_class
     from core.train import parse_args, settings_for, worker_command
 
     own = {name: model_class(name).Settings().train.augmentation for name in MODELS}
-    assert own["numpy_mlp"].styles == own["keras_mlp"].styles == 0.3 and own["lenet"].styles == 0
+    assert own["numpy_mlp"].styles == own["keras_mlp"].styles == own["lenet"].styles == 0.3
+    assert own["numpy_mlp"].style_digits == own["keras_mlp"].style_digits == "017" and own["lenet"].style_digits == "07"
     args = parse_args(["--rotate", "5"])
     assert args.augmentation == {"rotate": 5.0}
     for name in MODELS:
@@ -109,6 +111,17 @@ def test_augmentation_flags_replace_only_the_strengths_they_name():
                                 "augmentation": args.augmentation})
     assert cmd[cmd.index("--rotate") + 1] == "5.0" and "--styles" not in cmd
     assert parse_args([]).augmentation == {}
+    args = parse_args(["--style-digits", "0"])  # which digits are restyled: a string, passed on as one
+    assert args.augmentation == {"style_digits": "0"}
+    assert all(settings_for(name, augmentation=args.augmentation).train.augmentation.style_digits == "0"
+               for name in MODELS)
+    cmd = worker_command(ROOT, {"epochs": None, "subset": None, "data_dir": None, "augment": None,
+                                "augmentation": args.augmentation})
+    assert cmd[cmd.index("--style-digits") + 1] == "0"
+    assert parse_args(cmd[cmd.index("--worker"):]).augmentation == {"style_digits": "0"}  # the worker reads it back
+    for bad in ("4", "0x"):
+        with pytest.raises(SystemExit):
+            parse_args(["--style-digits", bad])
 
 
 def test_subset_training_reaches_sensible_accuracy(tiny_artifacts, mnist):

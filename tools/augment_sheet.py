@@ -81,11 +81,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(DEFAULT_OUT), help="PNG to write (default docs/augmentations.png)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: the project's)")
-    for f in dataclasses.fields(Augment):
+    strengths = [f for f in dataclasses.fields(Augment) if isinstance(f.default, float)]
+    for f in strengths:
         p.add_argument(f"--{f.name}", type=float, default=None, help=f"strength for 'all together' (default {f.default:g})")
     args = p.parse_args(argv)
-    strength = Augment(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Augment)
-                          if getattr(args, f.name) is not None})
+    strength = Augment(**{f.name: getattr(args, f.name) for f in strengths if getattr(args, f.name) is not None})
     (x, y), _ = load_mnist(args.data_dir)
     x, y = scale(x[:2000]), y[:2000]
     styled = sheet(x, y, strength, args.seed)

@@ -150,9 +150,9 @@ class Classifier:
         t = self.settings.train
         rng = np.random.default_rng(t.seed + 1 + len(self.history))
         self._stopped = False
-        styles = t.augment and t.augmentation.styles > 0
-        if styles:  # one styled copy of each 0, 1 and 7, drawn once; each epoch shows a share of them
-            styled_at, styled = styled_pool(train.x, train.y, t.seed)
+        styles = t.augment and t.augmentation.styles > 0 and bool(t.augmentation.style_digits)
+        if styles:  # one styled copy of each 0, 1 and 7 (or those named), drawn once; each epoch shows a share
+            styled_at, styled = styled_pool(train.x, train.y, t.seed, t.augmentation.style_digits)
         for epoch in range(t.epochs):
             lr = cosine_lr(t.lr, epoch, t.epochs)
             start = time.perf_counter()
