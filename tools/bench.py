@@ -462,7 +462,7 @@ def format_table(r: dict) -> str:
     if ft.get("run_s"):
         # the last run may have retrained some models only (--models lenet): its time is theirs alone
         which = "" if set(ft["run_models"]) >= set(ft["models"]) else f", {' and '.join(ft['run_models'])} only"
-        rows.append((f"Last training run as recorded (core.train, {ft['seeds']} seeds, {ft['jobs']} workers{which})",
+        rows.append((f"Full training run as recorded (core.train, {ft['seeds']} seeds, {ft['jobs']} workers{which})",
                      f"{ft['run_s'] / 60:.1f} min; kept models: {each}", "budget 15 min",
                      f"{ft['run_s'] / 900:.0%} of it"))
     else:
