@@ -40,6 +40,9 @@ class Augment:
     # which of those digits get their style: "07" slashes zeros and crosses sevens but leaves ones unflagged
     # (LeNet: a flag taught it to read a one with a long flag less well, README, issue #12)
     style_digits: str = "017"
+    # max degrees a seven may turn anticlockwise: that tips its bar down to the left, and past a few degrees
+    # a seven reads as a one with a long flag (README, issue #12); at least ``rotate``: no limit
+    seven_tip: float = 180.0
 
 
 FIELDS = 512  # displacement fields in the bank; with 8 flips and transposes, 4,096 different wobbles
@@ -70,7 +73,7 @@ def bank() -> np.ndarray:
     return _BANK[0]
 
 
-def _draw(n: int, rng: np.random.Generator, a: Augment):
+def _draw(n: int, rng: np.random.Generator, a: Augment, labels=None):
     """Every random choice for n images, drawn up front so the result never depends on threading.
 
     Returns the inverse affine maps (n, 2, 3) (output pixel -> input pixel, centred
@@ -79,6 +82,11 @@ def _draw(n: int, rng: np.random.Generator, a: Augment):
     the others and only when asked for, so the older settings draw exactly what they drew.
     """
     theta = np.deg2rad(rng.uniform(-a.rotate, a.rotate, n))
+    if labels is not None and a.seven_tip < a.rotate:
+        # the same draw mapped onto [-seven_tip, rotate] for sevens: nothing else changes
+        sevens = np.asarray(labels) == 7
+        lo, hi = np.deg2rad(-a.seven_tip), np.deg2rad(a.rotate)
+        theta[sevens] = lo + (theta[sevens] + hi) / (2 * hi) * (hi - lo)
     s = 1.0 + rng.uniform(-a.scale, a.scale, n)
     sh = rng.uniform(-a.shear, a.shear, n)
     t = rng.uniform(-a.shift, a.shift, (n, 2))
@@ -134,13 +142,17 @@ def _apply(x: np.ndarray, m: np.ndarray, stroke: np.ndarray, elastic=None) -> np
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, a: Augment = Augment(), threads: int = THREADS) -> np.ndarray:
+def augment(x: np.ndarray, rng: np.random.Generator, a: Augment = Augment(), threads: int = THREADS,
+            labels=None) -> np.ndarray:
     """One random distortion per image; deterministic for a given generator state.
+
+    ``labels`` (the digits, (n,)) lets ``a.seven_tip`` limit how far sevens turn; without them
+    every image is treated alike.
 
     Works in chunks of ``CHUNK`` images on ``threads`` threads (NumPy releases the GIL in
     its loops); the output is the same whatever the thread count.
     """
-    m, stroke, elastic = _draw(len(x), rng, a)
+    m, stroke, elastic = _draw(len(x), rng, a, labels)
     out = np.empty(x.shape, np.float32)
 
     def piece(start: int) -> None:

@@ -341,6 +341,7 @@ AUGMENT_OPTIONS = {
     "styles": (0, 1, "P", "share of 0s, 1s and 7s shown each epoch with a slash, a flag or a crossbar"),
     "aspect": (0, 1, "F", "largest relative change of width against height"),
     "elastic": (0, 5, "PX", "largest elastic distortion, RMS pixels of a smooth random field"),
+    "seven_tip": (0, 180, "DEG", "largest anticlockwise turn of a 7, which tips its bar down to the left"),
 }
 STYLE_DIGITS_HELP = "which digits --styles restyles: 0 slashed, 1 flagged, 7 crossed, e.g. 07 (default: each model's own)"
 
@@ -368,7 +369,7 @@ def parse_args(argv=None):
     for field in dataclasses.fields(Augment):
         if field.name in AUGMENT_OPTIONS:
             low, high, unit, text = AUGMENT_OPTIONS[field.name]
-            a.add_argument(f"--{field.name}", type=float, default=None, metavar=unit,
+            a.add_argument(f"--{field.name.replace('_', '-')}", type=float, default=None, metavar=unit,
                            help=f"{text} ({low:g} to {high:g}; default: each model's own settings)")
     a.add_argument("--style-digits", default=None, metavar="DIGITS", help=STYLE_DIGITS_HELP)
     args = p.parse_args(argv)
@@ -380,7 +381,7 @@ def parse_args(argv=None):
     for name, (low, high, _, _) in AUGMENT_OPTIONS.items():
         value = getattr(args, name)
         if value is not None and not low <= value <= high:
-            p.error(f"--{name} must be between {low:g} and {high:g}, not {value:g}")
+            p.error(f"--{name.replace('_', '-')} must be between {low:g} and {high:g}, not {value:g}")
     # only the strengths named on the command line replace the models' own
     args.augmentation = {name: getattr(args, name) for name in AUGMENT_OPTIONS if getattr(args, name) is not None}
     if args.style_digits is not None:

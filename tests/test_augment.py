@@ -115,3 +115,47 @@ def test_the_augmentation_sheet_command_writes_a_png(tmp_path):
         assert im.format == "PNG" and im.height > 2 * len(DIGITS) * 28 and im.width > im.height
         grey = np.asarray(im.convert("L"))
     assert grey.max() == 255 and (grey < 20).mean() > 0.3  # white digits on black, not a blank page
+
+
+def _turns(m: np.ndarray) -> np.ndarray:
+    """Degrees each inverse map turns by, for maps with no slant or size change."""
+    return np.rad2deg(np.arctan2(m[:, 0, 1], m[:, 0, 0]))
+
+
+def test_seven_tip_limits_how_far_sevens_turn_and_nothing_else():
+    """``seven_tip`` 5: sevens turn between -5 and +20 degrees, every other digit -20 to +20 as before, from the
+    very same draws (the same generator state after)."""
+    from core.augment import _draw
+
+    a = Augment(rotate=20, shear=0, scale=0, shift=0, stroke=0, seven_tip=5)
+    labels = np.arange(4000) % 10
+    r1, r2 = np.random.default_rng(3), np.random.default_rng(3)
+    limited, plain = _draw(4000, r1, a, labels)[0], _draw(4000, r2, a)[0]  # no labels: every image alike
+    assert r1.random() == r2.random()
+    sevens = labels == 7
+    np.testing.assert_array_equal(limited[~sevens], plain[~sevens])
+    t7, t = _turns(limited[sevens]), _turns(plain[~sevens])
+    assert t7.min() >= -5 - 1e-3 and t7.min() < -4 and t7.max() > 19
+    assert t.min() < -19 and t.max() > 19
+    np.testing.assert_array_equal(_draw(4000, np.random.default_rng(3), Augment(rotate=20, shear=0, scale=0, shift=0,
+                                                                                   stroke=0), labels)[0], plain)
+
+
+def test_seven_tip_keeps_a_sevens_bar_from_tipping_down_to_the_left():
+    """A bar across the top, as a seven's: with ``seven_tip`` 0 it only ever turns the other way (its left end up),
+    whereas a one's copy of it turns both ways."""
+    bar = np.zeros((400, 28, 28), np.float32)
+    bar[:, 8:10, 6:22] = 1
+    labels = np.repeat([7, 1], 200)
+    out = augment(bar, np.random.default_rng(0), Augment(rotate=20, shear=0, scale=0, shift=0, stroke=0, seven_tip=0),
+                  labels=labels)
+    rows, cols = np.mgrid[:28, :28]
+
+    def slope(img):  # rows down per column right: > 0 when the left end is the higher one
+        w = img / img.sum()
+        c, r = (w * cols).sum(), (w * rows).sum()
+        return (w * (cols - c) * (rows - r)).sum() / (w * (cols - c) ** 2).sum()
+
+    s7, s1 = np.array([slope(o) for o in out[:200]]), np.array([slope(o) for o in out[200:]])
+    assert s7.min() > -0.02 and s7.max() > 0.2
+    assert s1.min() < -0.2 and s1.max() > 0.2

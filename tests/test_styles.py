@@ -163,7 +163,7 @@ def test_the_pool_styles_only_those_digits_and_training_uses_it(digits, monkeypa
 
     seen = []
     real = base.augment
-    monkeypatch.setattr(base, "augment", lambda xs, rng, a=Augment(): seen.append(xs) or real(xs, rng, a))
+    monkeypatch.setattr(base, "augment", lambda xs, rng, a=Augment(), labels=None: seen.append(xs) or real(xs, rng, a, labels=labels))
     model = model_class("numpy_mlp")(with_training(model_class("numpy_mlp").Settings(), epochs=1,
                                                    augmentation=Augment(styles=1.0)))
     model.fit(Split(x, y), Split(x[:100], y[:100]))
@@ -190,7 +190,7 @@ def test_style_digits_choose_which_digits_are_restyled(digits, monkeypatch):
     from core.settings import from_dict, to_dict, with_training
 
     seen, real = [], base.augment
-    monkeypatch.setattr(base, "augment", lambda xs, rng, a=Augment(): seen.append(xs) or real(xs, rng, a))
+    monkeypatch.setattr(base, "augment", lambda xs, rng, a=Augment(), labels=None: seen.append(xs) or real(xs, rng, a, labels=labels))
     settings = with_training(model_class("numpy_mlp").Settings(), epochs=1,
                              augmentation=Augment(styles=1.0, style_digits="07"))
     model_class("numpy_mlp")(settings).fit(Split(x, y), Split(x[:100], y[:100]))

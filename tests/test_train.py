@@ -79,7 +79,8 @@ def test_augmentation_strength_is_a_training_option(tmp_path, mnist, monkeypatch
     from core.augment import Augment
 
     calls, real = [], base.augment
-    monkeypatch.setattr(base, "augment", lambda x, rng, a=Augment(): calls.append(a) or real(x, rng, a))
+    monkeypatch.setattr(base, "augment",
+                        lambda x, rng, a=Augment(), labels=None: calls.append(a) or real(x, rng, a, labels=labels))
     strength = Augment(rotate=5, shear=0, scale=0.05, shift=1, stroke=0)
     train(["numpy_mlp"], epochs=2, subset=500, out=tmp_path / "a", log=lambda s: None, augmentation=strength)
     train(["numpy_mlp"], epochs=1, subset=500, out=tmp_path / "b", log=lambda s: None, augment=False)
@@ -122,6 +123,14 @@ def test_augmentation_flags_replace_only_the_strengths_they_name():
     for bad in ("4", "0x"):
         with pytest.raises(SystemExit):
             parse_args(["--style-digits", bad])
+    assert own["lenet"].seven_tip == 5 and own["numpy_mlp"].seven_tip == own["keras_mlp"].seven_tip == 180
+    args = parse_args(["--seven-tip", "10"])  # a field of two words: one dashed flag, there and back
+    assert args.augmentation == {"seven_tip": 10.0}
+    cmd = worker_command(ROOT, {"epochs": None, "subset": None, "data_dir": None, "augment": None,
+                                "augmentation": args.augmentation})
+    assert parse_args(cmd[cmd.index("--worker"):]).augmentation == {"seven_tip": 10.0}
+    with pytest.raises(SystemExit):
+        parse_args(["--seven-tip", "200"])
 
 
 def test_subset_training_reaches_sensible_accuracy(tiny_artifacts, mnist):
