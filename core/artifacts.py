@@ -374,7 +374,10 @@ def check_beyond_gallery(g, name: str | None = None) -> None:
 
 # --- files that do not name their model must agree with those that do -----------------------
 def agrees_history(h, name: str, folder) -> None:
-    """The epochs and the learning-rate schedule are those of the model's settings and metrics."""
+    """The epochs and the learning-rate schedule are those of the model's settings and metrics.
+
+    That is all a history says of its model: two models trained as long at the same rate (the Keras MLP
+    and LeNet, both Adam 2e-3, trained the same epochs) cannot be told apart by their histories."""
     from core.models.base import cosine_lr
 
     train = read("settings", name, folder)["settings"].get("train", {})
