@@ -39,3 +39,18 @@ def test_filter_keeps_everything_but_quiet_absl_lines(capfd):
         os.write(2, b"some_module.py:1: UserWarning: not TensorFlow's to hide\n")
     assert capfd.readouterr().err == ("E0000 00:00:1795273221.755949   10337 x.cc:2] a real error\n"
                                       "some_module.py:1: UserWarning: not TensorFlow's to hide\n")
+
+
+ONEDNN = ("import core, tensorflow; from tensorflow.python.util import _pywrap_util_port as port; "
+          "print(port.IsMklEnabled())")
+
+
+def test_tensorflow_uses_onednn_unless_told_not_to():
+    """core asks for oneDNN's kernels (TensorFlow enables them by itself only on some CPUs); a user's 0 wins."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    for given, expected in ((None, "True"), ("0", "False")):
+        run_env = env | ({"TF_ENABLE_ONEDNN_OPTS": given} if given else {})
+        out = subprocess.run([sys.executable, "-c", ONEDNN], cwd=ROOT, env=run_env, capture_output=True, text=True,
+                             timeout=300, check=False)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == expected, (given, out.stdout, out.stderr)
