@@ -418,6 +418,26 @@ def score(cond: Condition, labels: np.ndarray, no_digit: np.ndarray, polarity: n
     return entry
 
 
+def writer_spread(entry: dict, model: str, mnist: float, worst: int = 5) -> dict | None:
+    """How one model's errors in one entry spread over the writers; None for a set without writers (USPS).
+
+    The pooled accuracy weighs each writer by how many digits they wrote (154 to 928 in UNIPEN);
+    the median writer's accuracy says how well a typical person is read. ``near_mnist``: the writers
+    read within a point of ``mnist`` (the model's MNIST test accuracy, a fraction). ``worst``: the
+    writers read worst, with the share of all digits they wrote and of all errors they got.
+    """
+    counts = entry.get("writers")
+    if not counts:
+        return None
+    n = np.array([c["n"] for c in counts.values()])
+    wrong = n - np.array([c["correct"][model] for c in counts.values()])
+    acc = 1 - wrong / n
+    low = np.argsort(acc, kind="stable")[:worst]
+    return {"writers": len(n), "median": float(np.median(acc)), "near_mnist": int((acc >= mnist - 0.01).sum()),
+            "worst": len(low), "worst_digits": float(n[low].sum() / n.sum()),
+            "worst_errors": float(wrong[low].sum() / wrong.sum()) if wrong.sum() else 0.0}
+
+
 def _gallery_pick(wrong_any: np.ndarray, cond: Condition, seed: int, limit: int) -> np.ndarray:
     pool = np.flatnonzero(wrong_any)
     if len(pool) > limit:

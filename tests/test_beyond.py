@@ -1,7 +1,8 @@
 """Beyond MNIST (core/beyond.py and the Beyond MNIST page): the renderer gives the preprocessing real digits
 in both sizes and polarities, deterministically; round pen caps; the USPS upload path; batched answers equal
 the Draw page's own; counts that agree with each other; the artifact checks refuse tampered results; the
-command's missing-data message; the writer split; and the page with its results present, absent and corrupt.
+command's missing-data message; the writer split and how errors spread over writers; and the page with its
+results present, absent and corrupt.
 
 Tests that need the handwriting data (../shared/data/handwriting, or $HANDWRITING_DIR) skip without it.
 """
@@ -229,6 +230,36 @@ def test_writer_split_is_disjoint_and_covers_every_writer(data):
     assert beyond.split_writers(ids, seed=1) != (a, b)
 
 
+def test_writer_spread_against_a_slow_count():
+    """Median writer, writers near MNIST and the worst writers' shares, against a digit-by-digit count."""
+    rng = np.random.default_rng(3)
+    writer = rng.integers(0, 12, 2000).astype(str)
+    right = rng.random(2000) < np.array([0.9, 0.99, 0.97, 0.6, 1.0, 0.95, 0.98, 0.8, 0.99, 0.93, 0.985, 0.7])[
+        writer.astype(int)]
+    entry = {"n": len(right), "writers": {}}
+    for w in sorted(set(writer)):
+        entry["writers"][w] = {"n": int((writer == w).sum()), "correct": {"m": int((right & (writer == w)).sum())}}
+    got = beyond.writer_spread(entry, "m", mnist=0.99, worst=3)
+
+    acc = {}
+    for w in entry["writers"]:
+        mine = [r for r, ww in zip(right, writer) if ww == w]
+        acc[w] = sum(mine) / len(mine)
+    ordered = sorted(acc, key=lambda w: acc[w])[:3]
+    errors = sum(not r for r in right)
+    assert got["writers"] == 12 and got["worst"] == 3
+    assert got["median"] == pytest.approx(float(np.median(list(acc.values()))))
+    assert got["near_mnist"] == sum(a >= 0.98 for a in acc.values())
+    assert got["worst_digits"] == pytest.approx(sum(ww in ordered for ww in writer) / len(writer))
+    assert got["worst_errors"] == pytest.approx(sum(not r for r, ww in zip(right, writer) if ww in ordered) / errors)
+    assert 0 < got["worst_digits"] < got["worst_errors"] < 1  # the worst writers hold more than their share
+
+    perfect = {"writers": {"a": {"n": 5, "correct": {"m": 5}}, "b": {"n": 3, "correct": {"m": 3}}}}
+    assert beyond.writer_spread(perfect, "m", mnist=0.99) == {
+        "writers": 2, "median": 1.0, "near_mnist": 2, "worst": 2, "worst_digits": 1.0, "worst_errors": 0.0}
+    assert beyond.writer_spread({"n": 10}, "m", mnist=0.99) is None  # USPS: no writers
+
+
 # --- the artifact files --------------------------------------------------------------------------------------
 @pytest.fixture
 def results_folder(small_result, tmp_path):
@@ -424,6 +455,14 @@ def test_page_shows_the_committed_results(monkeypatch):
             assert row["MNIST test"] == pytest.approx(100 * b["models"][name]["mnist_test_accuracy"])
     assert len(at.get("plotly_chart")) >= 2 + len(b["models"])  # accuracy, per digit, a confusion per model
     assert "slashed zeros" in texts(at.markdown)
+    first = b["results"][0]  # the condition the page opens on: UNIPEN, with writers
+    spread = next(d.value for d in at.dataframe if "Median writer" in d.value.columns)
+    for name in b["models"]:
+        row = spread[spread["Model"] == SPECS[name].short].iloc[0]
+        s = beyond.writer_spread(first, name, b["models"][name]["mnist_test_accuracy"])
+        assert row["Median writer"] == pytest.approx(100 * s["median"])
+        assert row["All digits"] == pytest.approx(100 * first["models"][name]["correct"] / first["n"])
+        assert row["Within 1 pp of MNIST"] == f"{s['near_mnist']} of 41 writers"
     cards = [m.value for m in at.markdown if m.value.startswith("**True ")]
     assert cards and all(c.count("✓") + c.count("✗") == len(b["models"]) for c in cards)
 
@@ -433,6 +472,9 @@ def test_page_shows_the_committed_results(monkeypatch):
     assert cards and all("USPS" in c and "writer" not in c for c in cards)
     at.segmented_control(key="beyond_condition").set_value("unipen/small").run()
     assert not at.exception and not at.error
+    at.segmented_control(key="beyond_condition").set_value("usps/upload").run()
+    assert not at.exception and not at.error
+    assert not [d for d in at.dataframe if "Median writer" in d.value.columns]  # USPS has no writers
 
 
 @pytest.mark.usefixtures("fresh_caches")

@@ -191,6 +191,22 @@ if entry["no_digit"]:
                "count as wrong for every model.")
 
 if entry.get("writers"):
+    spread = {n: beyond.writer_spread(entry, n, result["models"][n]["mnist_test_accuracy"]) for n in names}
+    worst = max(s["worst"] for s in spread.values())
+    st.markdown("**Per writer.** A few writers' styles make many of the mistakes, so the accuracy over all digits "
+                "understates how well a typical person is read.")
+    st.dataframe(pd.DataFrame([{
+        "Model": short[n], "All digits": 100 * entry["models"][n]["correct"] / entry["n"],
+        "Median writer": 100 * s["median"],
+        "Within 1 pp of MNIST": f"{s['near_mnist']} of {s['writers']} writers",
+        f"{worst} worst-read writers": f"{s['worst_digits']:.0%} of the digits, {s['worst_errors']:.0%} of the errors",
+    } for n, s in spread.items()]), hide_index=True, width="stretch", column_config={
+        "All digits": st.column_config.NumberColumn("All digits", format="%.2f%%"),
+        "Median writer": st.column_config.NumberColumn("Median writer", format="%.2f%%",
+                                                       help="Half the writers are read at least this well"),
+        "Within 1 pp of MNIST": st.column_config.TextColumn(
+            "Within 1 pp of MNIST", help="Writers read no more than one point below the model's MNIST test accuracy"),
+    })
     with st.expander(f"Per writer: {len(entry['writers'])} writers in {entry.get('title', chosen)}"):
         per_writer = pd.DataFrame([{"Writer": w, "Digits": c["n"],
                                     **{short[n]: 100 * c["correct"][n] / c["n"] for n in names}}
