@@ -13,6 +13,7 @@ files, then ``to_mnist``; the models then read the prepared digits in batches.
     result = beyond.measure(load_models(), limit=500)          # the report as a dict
     a, b = beyond.split_writers(beyond.writers(), seed=0)      # tune on a, check on b
     tuned = beyond.measure(models, writers=a)                  # UNIPEN, those writers only
+    beyond.writer_halves(result, "lenet", beyond.writers())    # the same halves, from a full run's counts
 
 How each set is rendered (seeded per digit, so a digit looks the same in any subset):
 
@@ -32,7 +33,8 @@ and is counted on its own (``no_digit``); none is dropped. The command writes
 ``beyond.json`` (counts, per-class counts, confusions, settings, data checksums, the models and
 their MNIST test accuracy) and ``beyond.npz`` (up to 60 misread digits per set and condition:
 the 28x28 images the models saw) into the artifacts folder, staged, so an interrupted run
-leaves the previous artifacts as they were. Accuracies are computed from the counts; their
+leaves the previous artifacts as they were, and prints a table that ends with each model's
+accuracy on the two halves of the UNIPEN writers. Accuracies are computed from the counts; their
 intervals with ``core.stats.wilson``.
 """
 
@@ -438,6 +440,25 @@ def writer_spread(entry: dict, model: str, mnist: float, worst: int = 5) -> dict
             "worst_errors": float(wrong[low].sum() / wrong.sum()) if wrong.sum() else 0.0}
 
 
+def writer_halves(result: dict, model: str, writers: Iterable[str], seed: int = 0) -> dict | None:
+    """One model's counts on each half of the writers, UNIPEN's conditions pooled; None without writer counts.
+
+    ``writers``: every writer id in the data (``writers()``), so that a run on a sample splits them
+    as a full run does. The halves are ``split_writers(writers, seed)``: "tune" and "check", the split
+    the README's issue #12 tables tune on and check on. A change that only fits the writers it was
+    tuned on shows as a gap between the two. Returns {half: {"writers", "n", "correct"}}.
+    """
+    entries = [e for e in result["results"] if e.get("writers")]
+    if not entries:
+        return None
+    out = {}
+    for half, members in zip(("tune", "check"), split_writers(writers, seed)):
+        counts = [e["writers"][w] for e in entries for w in members if w in e["writers"]]
+        out[half] = {"writers": len(members), "n": sum(c["n"] for c in counts),
+                     "correct": sum(c["correct"][model] for c in counts)}
+    return out
+
+
 def _gallery_pick(wrong_any: np.ndarray, cond: Condition, seed: int, limit: int) -> np.ndarray:
     pool = np.flatnonzero(wrong_any)
     if len(pool) > limit:
@@ -587,8 +608,12 @@ def accuracy_rows(result: dict) -> list[dict]:
     return rows
 
 
-def table(result: dict) -> str:
-    """The results as a text table: each model's accuracy with its 95% interval, MNIST test accuracy first."""
+def table(result: dict, writers: Iterable[str] | None = None) -> str:
+    """The results as a text table: each model's accuracy with its 95% interval, MNIST test accuracy first.
+
+    ``writers`` (every UNIPEN writer id, ``writers()``): add a row for each half of the writers
+    (``writer_halves``), both sizes pooled.
+    """
     names = list(result["models"])
     width = 30
     head = f"{'set':<8}{'condition':<10}{'n':>7}{'no digit':>10}  " + "".join(
@@ -614,6 +639,17 @@ def table(result: dict) -> str:
             cells.append(f"{row['accuracy']:.2%} [{100 * row['low']:.1f}, {100 * row['high']:.1f}]{lost}")
         lines.append(f"{SET_TITLES.get(r['set'], r['set']):<8}{r['condition']:<10}{r['n']:>7,}{r['no_digit']:>10,}  "
                      + "".join(f"{c:<{width}}" for c in cells))
+    halves = {n: writer_halves(result, n, writers) for n in names} if writers is not None else {}
+    if any(halves.values()):
+        for half in ("tune", "check"):
+            h = {n: halves[n][half] for n in names}
+            first = h[names[0]]
+            cells = [f"{c['correct'] / c['n']:.2%}" for c in h.values()]
+            lines.append(f"{SET_TITLES['unipen']:<8}{half:<10}{first['n']:>7,}{'':>10}  "
+                         + "".join(f"{c:<{width}}" for c in cells))
+        tune, check = (halves[names[0]][h]["writers"] for h in ("tune", "check"))
+        # no interval: pooled, each digit counts twice (once per size), and the two readings are not independent
+        lines.append(f"UNIPEN tune / check: {tune} / {check} writers (split_writers, seed 0), both sizes pooled.")
     lines.append("Accuracy [95% Wilson interval] and, after it, points gained (+) or lost (-) against MNIST test.")
     return "\n".join(lines)
 
@@ -668,7 +704,8 @@ def main(argv=None) -> int:
     for name, f in result["data"].items():
         if not f["as_published"]:
             err(f"note: {name} differs from the published file (sha256 {f['sha256'][:12]}...).")
-    print(table(result))
+    ids = writers(args.data_dir) if any(r.get("writers") for r in result["results"]) else None
+    print(table(result, ids))
     print(f"\nWrote {folder / 'beyond.json'} and {folder / 'beyond.npz'} "
           f"({len(result['gallery']['label'])} misread digits) in {time.perf_counter() - started:.0f} s.")
     return 0

@@ -1,8 +1,8 @@
-"""Beyond MNIST (core/beyond.py and the Beyond MNIST page): the renderer gives the preprocessing real digits
-in both sizes and polarities, deterministically; round pen caps; the USPS upload path; batched answers equal
-the Draw page's own; counts that agree with each other; the artifact checks refuse tampered results; the
-command's missing-data message; the writer split and how errors spread over writers; and the page with its
-results present, absent and corrupt.
+"""Beyond MNIST (core/beyond.py and the Beyond MNIST page): the renderer gives the preprocessing real digits in
+both sizes and polarities, deterministically; round pen caps; the USPS upload path; batched answers equal the
+Draw page's own; counts that agree with each other; the artifact checks refuse tampered results; the command's
+missing-data message; the writer split, its two halves' accuracy and how errors spread over writers; and the
+page with its results present, absent and corrupt.
 
 Tests that need the handwriting data (../shared/data/handwriting, or $HANDWRITING_DIR) skip without it.
 """
@@ -260,6 +260,31 @@ def test_writer_spread_against_a_slow_count():
     assert beyond.writer_spread({"n": 10}, "m", mnist=0.99) is None  # USPS: no writers
 
 
+def test_writer_halves_against_a_slow_count():
+    """Tune and check halves, both conditions pooled, against a digit-by-digit count over split_writers."""
+    rng = np.random.default_rng(5)
+    everyone = [f"w{i:02d}" for i in range(9)]
+    result = {"results": []}
+    digits = []  # (writer, right) for every digit of both conditions
+    for cond in ("large", "small"):
+        writer = rng.choice(everyone[:8], 600)  # w08 wrote nothing in this sample, but is still split
+        right = rng.random(600) < 0.9
+        digits += list(zip(writer, right))
+        result["results"].append({"set": "unipen", "condition": cond, "n": 600, "writers": {
+            w: {"n": int((writer == w).sum()), "correct": {"m": int((right & (writer == w)).sum())}}
+            for w in sorted(set(writer))}})
+    result["results"].append({"set": "usps", "condition": "upload", "n": 50})  # no writers: ignored
+
+    got = beyond.writer_halves(result, "m", everyone)
+    tune, check = beyond.split_writers(everyone, seed=0)
+    for half, members in (("tune", tune), ("check", check)):
+        mine = [r for w, r in digits if w in members]
+        assert got[half] == {"writers": len(members), "n": len(mine), "correct": sum(mine)}
+    assert got["tune"]["n"] + got["check"]["n"] == 1200
+    assert beyond.writer_halves(result, "m", everyone, seed=1) != got
+    assert beyond.writer_halves({"results": [result["results"][2]]}, "m", everyone) is None
+
+
 # --- the artifact files --------------------------------------------------------------------------------------
 @pytest.fixture
 def results_folder(small_result, tmp_path):
@@ -387,8 +412,9 @@ def test_command_writes_both_files(data, artifacts_copy, capsys):
     assert beyond.main(["--out", str(artifacts_copy), "--limit", "20", "--seed", "2"]) == 0
     out, err = capsys.readouterr()
     assert "unipen/large" in err and "%" in err  # progress while it runs
-    for line in ("MNIST", "UNIPEN  large", "UNIPEN  small", "USPS    upload"):
+    for line in ("MNIST", "UNIPEN  large", "UNIPEN  small", "USPS    upload", "UNIPEN  tune", "UNIPEN  check"):
         assert line in out
+    assert "21 / 20 writers" in out  # the halves of all 41 writers, though 20 digits per set reach fewer
     b = artifacts.read("beyond", folder=artifacts_copy)
     assert b["settings"]["limit"] == 20 and b["settings"]["seed"] == 2
     assert all(r["n"] == 20 for r in b["results"])
