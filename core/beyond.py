@@ -158,29 +158,35 @@ def _open_text(path: Path):
         raise DataError(f"{path} cannot be read ({e}).") from e
 
 
-def load_unipen(path: Path) -> dict:
-    """{"label": int (n,), "writer": str (n,), "strokes": [[float (k, 2) array, ...], ...]}; DataError if damaged."""
-    labels, writers, strokes = [], [], []
+def _lines(path: Path):
+    """(line number, line) for every line of a gzipped text file that is not blank; DataError if it
+    is corrupt or truncated. A DataError the caller raises about a line passes through untouched."""
     try:
         with _open_text(path) as f:
             for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                    label, writer = d["label"], d["writer"]
-                    parts = [np.asarray(s, np.float64).reshape(-1, 2) for s in d["strokes"]]
-                    if not isinstance(label, int) or not 0 <= label <= 9 or not isinstance(writer, str):
-                        raise ValueError(f"label {label!r}, writer {writer!r}")
-                    if not parts or not all(len(p) for p in parts) or not all(np.isfinite(p).all() for p in parts):
-                        raise ValueError("no strokes, an empty stroke or a coordinate that is not a number")
-                except (ValueError, KeyError, TypeError) as e:
-                    raise DataError(f"{path}, line {line_no}: not a digit record ({e}).") from None
-                labels.append(label)
-                writers.append(writer)
-                strokes.append(parts)
+                if line.strip():
+                    yield line_no, line
     except (OSError, EOFError) as e:
         raise DataError(f"{path} is corrupt or truncated ({e}).") from e
+
+
+def load_unipen(path: Path) -> dict:
+    """{"label": int (n,), "writer": str (n,), "strokes": [[float (k, 2) array, ...], ...]}; DataError if damaged."""
+    labels, writers, strokes = [], [], []
+    for line_no, line in _lines(path):
+        try:
+            d = json.loads(line)
+            label, writer = d["label"], d["writer"]
+            parts = [np.asarray(s, np.float64).reshape(-1, 2) for s in d["strokes"]]
+            if not isinstance(label, int) or not 0 <= label <= 9 or not isinstance(writer, str):
+                raise ValueError(f"label {label!r}, writer {writer!r}")
+            if not parts or not all(len(p) for p in parts) or not all(np.isfinite(p).all() for p in parts):
+                raise ValueError("no strokes, an empty stroke or a coordinate that is not a number")
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{path}, line {line_no}: not a digit record ({e}).") from None
+        labels.append(label)
+        writers.append(writer)
+        strokes.append(parts)
     if not labels:
         raise DataError(f"{path} holds no digits.")
     return {"label": np.asarray(labels, np.int64), "writer": np.asarray(writers), "strokes": strokes}
@@ -189,23 +195,17 @@ def load_unipen(path: Path) -> dict:
 def load_usps(path: Path) -> dict:
     """{"label": int (n,), "image": float32 (n, 16, 16) ink in [0, 1]}; DataError if damaged."""
     labels, images = [], []
-    try:
-        with _open_text(path) as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    v = np.asarray(line.split(), np.float64)
-                except ValueError as e:
-                    raise DataError(f"{path}, line {line_no}: not numbers ({e}).") from None
-                label = v[0] if len(v) else -1
-                if len(v) != 257 or label != round(label) or not 0 <= label <= 9 or not np.isfinite(v).all() \
-                        or np.abs(v[1:]).max() > 1:
-                    raise DataError(f"{path}, line {line_no}: expected a label 0-9 and 256 values in [-1, 1].")
-                labels.append(int(label))
-                images.append(((v[1:] + 1) / 2).reshape(16, 16))
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path} is corrupt or truncated ({e}).") from e
+    for line_no, line in _lines(path):
+        try:
+            v = np.asarray(line.split(), np.float64)
+        except ValueError as e:
+            raise DataError(f"{path}, line {line_no}: not numbers ({e}).") from None
+        label = v[0] if len(v) else -1
+        if len(v) != 257 or label != round(label) or not 0 <= label <= 9 or not np.isfinite(v).all() \
+                or np.abs(v[1:]).max() > 1:
+            raise DataError(f"{path}, line {line_no}: expected a label 0-9 and 256 values in [-1, 1].")
+        labels.append(int(label))
+        images.append(((v[1:] + 1) / 2).reshape(16, 16))
     if not labels:
         raise DataError(f"{path} holds no digits.")
     return {"label": np.asarray(labels, np.int64), "image": np.asarray(images, np.float32)}

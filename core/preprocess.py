@@ -270,9 +270,10 @@ def ink_map(image) -> np.ndarray:
     return np.clip(ink, 0, 1, out=ink)
 
 
-def _bbox(ink: np.ndarray, level: float = INK_LEVEL):
-    """(top, bottom, left, right), bottom/right exclusive, of pixels above ``level``; None if none."""
-    mask = ink > level
+def _bbox(ink: np.ndarray, level: float | None = None):
+    """(top, bottom, left, right), bottom/right exclusive, of pixels above ``level`` (``INK_LEVEL``
+    unless given, read at call time like the other constants); None if none."""
+    mask = ink > (INK_LEVEL if level is None else level)
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if not len(rows):
         return None

@@ -396,6 +396,19 @@ def test_damaged_data_is_named(tmp_path):
         f.write("3 " + " ".join(["0.5"] * 200) + "\n")
     with pytest.raises(beyond.DataError, match="line 1"):
         beyond.load_usps(tmp_path / "usps-train.gz")
+    # A record that is not a digit is named by its line, blank lines counted; a cut-off file is called so.
+    good = json.dumps({"label": 7, "writer": "w1", "strokes": [[[0, 0], [1, 0], [0.3, 1]]]})
+    with gzip.open(tmp_path / "unipen-dev.jsonl.gz", "wt") as f:
+        f.write(good + "\n\n" + json.dumps({"label": 7, "writer": "w1", "strokes": []}) + "\n")
+    with pytest.raises(beyond.DataError, match=r"line 3: not a digit record"):
+        beyond.load_unipen(tmp_path / "unipen-dev.jsonl.gz")
+    with gzip.open(tmp_path / "whole.gz", "wt") as f:
+        f.write(("3 " + " ".join(["0.5"] * 256) + "\n") * 2000)
+    whole = (tmp_path / "whole.gz").read_bytes()
+    (tmp_path / "usps-train.gz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(beyond.DataError, match="corrupt or truncated"):
+        beyond.load_usps(tmp_path / "usps-train.gz")
+    assert len(beyond.load_usps(tmp_path / "whole.gz")["label"]) == 2000
 
 
 @pytest.fixture

@@ -56,6 +56,19 @@ def test_small_off_centre_digit_comes_out_centred_and_20_pixels():
     assert abs(cy - 14.0) < 0.3 and abs(cx - 14.0) < 0.3
 
 
+def test_the_recipe_constants_are_read_at_call_time(monkeypatch):
+    # So a sweep of core.preprocess's constants (README, issue #12) really changes what it sweeps.
+    import core.preprocess as preprocess
+
+    faint = np.zeros((28, 28), np.float32)
+    faint[5:9, 6:12] = 0.5
+    assert preprocess._bbox(faint) == (5, 9, 6, 12)
+    monkeypatch.setattr(preprocess, "INK_LEVEL", 0.6)
+    assert preprocess._bbox(faint) is None
+    monkeypatch.setattr(preprocess, "BOX", 16)
+    assert 15 <= max(bbox(to_mnist(draw()))) <= 17  # 20 as committed (the test above)
+
+
 def test_size_and_position_do_not_matter():
     small = to_mnist(draw(box=(8, 200, 48, 268), pen=5))
     big = to_mnist(draw(box=(60, 20, 220, 292 - 20), pen=20))
