@@ -403,6 +403,18 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt  # unwinds through staging(), which discards the partial run
 
 
+def _interrupted(error: BaseException) -> bool:
+    """Whether ``error`` was raised while an interrupt unwound: cleanup code on the way (a zip file's
+    close during ``np.savez``) can fail and replace the KeyboardInterrupt, which stays its context."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__context__
+    return False
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -415,13 +427,23 @@ def main(argv=None) -> int:
         else:
             train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
                   log=log, augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs)
+    except KeyboardInterrupt:
+        return _say_interrupted()
     except (DataError, artifacts.ArtifactError, RuntimeError) as e:
+        if _interrupted(e):
+            return _say_interrupted()
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing written, the previous artifacts are untouched", file=sys.stderr)
-        return 130
+    except Exception as e:
+        if _interrupted(e):
+            return _say_interrupted()
+        raise
     return 0
+
+
+def _say_interrupted() -> int:
+    print("\ninterrupted: nothing written, the previous artifacts are untouched", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -90,6 +90,31 @@ def _train_and_kill(out: Path, sig: int, marker: str, delay: float):
     return proc.returncode, stdout, stderr
 
 
+def test_an_interrupt_that_cleanup_code_masks_still_ends_as_an_interrupt(monkeypatch, capsys):
+    # Seen in CI: SIGTERM inside np.savez_compressed; zipfile's close then raised a ValueError of its
+    # own, which replaced the KeyboardInterrupt, and the run ended with status 1 and a traceback.
+    import core.train as command
+
+    monkeypatch.setattr(command.signal, "signal", lambda *args: None)  # leave pytest's own handlers alone
+
+    def interrupted_while_writing(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise ValueError("Can't close the ZIP file while there is an open writing handle on it.")
+
+    monkeypatch.setattr(command, "train", interrupted_while_writing)
+    assert command.main(["--models", "numpy_mlp"]) == 130
+    assert "previous artifacts are untouched" in capsys.readouterr().err
+
+    def a_real_bug(*args, **kwargs):
+        raise ValueError("not an interrupt")
+
+    monkeypatch.setattr(command, "train", a_real_bug)
+    with pytest.raises(ValueError, match="not an interrupt"):  # anything else still shows its traceback
+        command.main(["--models", "numpy_mlp"])
+
+
 @pytest.mark.parametrize("where", list(KILL_POINTS))
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_training_keeps_previous_artifacts(art, reference, sig, where):
