@@ -101,7 +101,22 @@ def artifacts_caption() -> None:
             icon=":material/science:",
         )
     else:
-        st.caption(f"Trained on the full MNIST training set; artifacts created {manifest['created'][:10]}.")
+        st.caption(trained_when(runs, manifest["created"]))
+
+
+def trained_when(runs: dict, created: str) -> str:
+    """The caption saying when the committed models were trained: one date for all, or each date with its
+    models, since models retrained on another day may have trained on another machine."""
+    from core import SPECS
+
+    days: dict[str, list[str]] = {}
+    for name, run in runs.items():
+        days.setdefault((run.get("trained") or created)[:10], []).append(SPECS[name].short if name in SPECS else name)
+    if len(days) <= 1:
+        return f"Trained on the full MNIST training set; artifacts created {next(iter(days), created[:10])}."
+    said = ", ".join(f"{' and '.join(names)} on {day}" for day, names in sorted(days.items(), reverse=True))
+    return (f"Trained on the full MNIST training set: {said}. Training times from different days may come from "
+            "different machines.")
 
 
 def pairs_of(shown, seeds: list) -> list:

@@ -72,6 +72,25 @@ def png(array: np.ndarray) -> bytes:
 
 
 # --- Home ------------------------------------------------------------------------------------------
+def test_captions_say_when_each_model_was_trained(own_artifacts):
+    """Models retrained on another day may have trained on another machine: the caption names each day."""
+    path = own_artifacts / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for name, day in zip(SPECS, ("2026-12-06", "2026-12-06", "2026-11-22")):
+        manifest["models"][name].update(subset=None, trained=f"{day}T08:00:00+00:00")
+    path.write_text(json.dumps(manifest))
+    shorts = [spec.short for spec in SPECS.values()]
+    for page in ("home", "results"):
+        at = run(page)
+        assert_no_exception(at)
+        said = texts(at.caption)
+        assert (f"{shorts[0]} and {shorts[1]} on 2026-12-06, {shorts[2]} on 2026-11-22" in said), said
+    for name in SPECS:  # all on one day: one date
+        manifest["models"][name]["trained"] = "2026-12-06T08:00:00+00:00"
+    path.write_text(json.dumps(manifest))
+    assert f"artifacts created {manifest['created'][:10]}" in texts(run("home").caption)
+
+
 def test_home_table_and_cards_come_from_the_artifacts(artifacts):
     at = run("home")
     assert_no_exception(at)

@@ -167,7 +167,7 @@ axis = st.segmented_control("Cost", list(AXES), default="Multiply-adds / image",
 st.plotly_chart(charts.cost_chart(costs, [e.color for e in shown], axis, AXES[axis]), width="stretch")
 st.caption("Up and to the left is better: more accuracy for less cost. The bars span ± one standard deviation over "
            "seeds. Multiply-adds count the arithmetic of one forward pass; times were measured on the machine "
-           "that trained the models.")
+           "that trained each model, on the day the caption at the top gives.")
 st.dataframe(costs, hide_index=True, width="stretch", column_config={
     "Accuracy": st.column_config.NumberColumn("Accuracy (mean over seeds)", format="%.2f%%"),
     "Accuracy sd": st.column_config.NumberColumn("sd", format="%.2f"),
