@@ -3,8 +3,9 @@
 Drawn digits differ from MNIST's in small rotations, slant, size, position and
 pen width even after ``core.preprocess`` has centred them, so each epoch sees
 every training image under a fresh random affine warp and stroke-width change,
-and optionally an aspect change and an elastic distortion (Simard et al. 2003: a
-smooth random displacement field, the wobble of a real hand). ``Augment`` says how
+and optionally an aspect change, an elastic distortion (Simard et al. 2003: a
+smooth random displacement field, the wobble of a real hand) and a change of the
+ink's tone curve (soft or hard stroke edges). ``Augment`` says how
 strong those changes may be; it is part of every model's training settings. Input
 and output: float32 (n, 28, 28) in [0, 1]. The warp and the stroke change are
 ``core.pixels``'s, the ones the rest of the project uses; the elastic field is added
@@ -43,6 +44,10 @@ class Augment:
     # max degrees a seven may turn anticlockwise: that tips its bar down to the left, and past a few degrees
     # a seven reads as a one with a long flag (README, issue #12); at least ``rotate``: no limit
     seven_tip: float = 180.0
+    # largest change of the ink's tone curve: each image's intensities raised to a power g, |log g| up to this.
+    # g < 1 widens the soft edge of a stroke and g > 1 narrows it to a hard line, as pens, scanners and the
+    # canvas's anti-aliasing differ from MNIST's (README, issue #12)
+    ink_gamma: float = 0.0
 
 
 FIELDS = 512  # displacement fields in the bank; with 8 flips and transposes, 4,096 different wobbles
@@ -77,9 +82,10 @@ def _draw(n: int, rng: np.random.Generator, a: Augment, labels=None):
     """Every random choice for n images, drawn up front so the result never depends on threading.
 
     Returns the inverse affine maps (n, 2, 3) (output pixel -> input pixel, centred
-    coordinates), a stroke choice per image (+1 thicken, -1 thin, 0 leave) and the elastic
-    choices (field index, flip code, amplitude) or None. Aspect and elastic draws come after
-    the others and only when asked for, so the older settings draw exactly what they drew.
+    coordinates), a stroke choice per image (+1 thicken, -1 thin, 0 leave), the elastic
+    choices (field index, flip code, amplitude) or None, and the tone-curve powers (n,) or None.
+    Aspect, elastic and tone draws come after the others and only when asked for, so the older
+    settings draw exactly what they drew.
     """
     theta = np.deg2rad(rng.uniform(-a.rotate, a.rotate, n))
     if labels is not None and a.seven_tip < a.rotate:
@@ -104,7 +110,8 @@ def _draw(n: int, rng: np.random.Generator, a: Augment, labels=None):
     if a.elastic > 0:
         elastic = (rng.integers(0, FIELDS, n), rng.integers(0, 8, n).astype(np.int8),
                    rng.uniform(0, a.elastic, n).astype(np.float32))
-    return m.astype(np.float32), stroke, elastic
+    tone = np.exp(rng.uniform(-a.ink_gamma, a.ink_gamma, n)).astype(np.float32) if a.ink_gamma > 0 else None
+    return m.astype(np.float32), stroke, elastic, tone
 
 
 def _fields(index: np.ndarray, flip: np.ndarray) -> np.ndarray:
@@ -127,7 +134,7 @@ def _fields(index: np.ndarray, flip: np.ndarray) -> np.ndarray:
     return f
 
 
-def _apply(x: np.ndarray, m: np.ndarray, stroke: np.ndarray, elastic=None) -> np.ndarray:
+def _apply(x: np.ndarray, m: np.ndarray, stroke: np.ndarray, elastic=None, tone=None) -> np.ndarray:
     c = lambda r, k: m[:, r, k, None, None]
     sy = c(1, 0) * GX + c(1, 1) * GY + c(1, 2)
     sx = c(0, 0) * GX + c(0, 1) * GY + c(0, 2)
@@ -139,7 +146,10 @@ def _apply(x: np.ndarray, m: np.ndarray, stroke: np.ndarray, elastic=None) -> np
     for sign in (1, -1):
         chosen = stroke == sign
         out[chosen] = morph(out[chosen], sign)
-    return np.clip(out, 0.0, 1.0, out=out)
+    np.clip(out, 0.0, 1.0, out=out)
+    if tone is not None:  # 0 and 1 stay put: background stays background, the stroke's core stays full ink
+        np.power(out, tone[:, None, None], out=out)
+    return out
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, a: Augment = Augment(), threads: int = THREADS,
@@ -152,13 +162,14 @@ def augment(x: np.ndarray, rng: np.random.Generator, a: Augment = Augment(), thr
     Works in chunks of ``CHUNK`` images on ``threads`` threads (NumPy releases the GIL in
     its loops); the output is the same whatever the thread count.
     """
-    m, stroke, elastic = _draw(len(x), rng, a, labels)
+    m, stroke, elastic, tone = _draw(len(x), rng, a, labels)
     out = np.empty(x.shape, np.float32)
 
     def piece(start: int) -> None:
         end = start + CHUNK
         e = None if elastic is None else tuple(v[start:end] for v in elastic)
-        out[start:end] = _apply(x[start:end], m[start:end], stroke[start:end], e)
+        out[start:end] = _apply(x[start:end], m[start:end], stroke[start:end], e,
+                                None if tone is None else tone[start:end])
 
     starts = range(0, len(x), CHUNK)
     if threads > 1 and len(x) > CHUNK:

@@ -342,6 +342,7 @@ AUGMENT_OPTIONS = {
     "aspect": (0, 1, "F", "largest relative change of width against height"),
     "elastic": (0, 5, "PX", "largest elastic distortion, RMS pixels of a smooth random field"),
     "seven_tip": (0, 180, "DEG", "largest anticlockwise turn of a 7, which tips its bar down to the left"),
+    "ink_gamma": (0, 2, "F", "largest change of the ink's tone curve: intensities raised to a power g, |ln g| up to F"),
 }
 STYLE_DIGITS_HELP = "which digits --styles restyles: 0 slashed, 1 flagged, 7 crossed, e.g. 07 (default: each model's own)"
 

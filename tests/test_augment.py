@@ -39,10 +39,10 @@ def test_rotation_only_turns(images):
     assert not np.allclose(out, blob, atol=1e-3)
 
 
-NEW = (Augment(elastic=2.5), Augment(aspect=0.3), Augment(elastic=2.0, aspect=0.25))
+NEW = (Augment(elastic=2.5), Augment(aspect=0.3), Augment(elastic=2.0, aspect=0.25), Augment(ink_gamma=0.7))
 
 
-@pytest.mark.parametrize("a", NEW, ids=["elastic", "aspect", "both"])
+@pytest.mark.parametrize("a", NEW, ids=["elastic", "aspect", "both", "ink_gamma"])
 def test_new_augmentations_keep_the_contract(images, a):
     """Shapes, range, determinism under a seed and any thread count, for elastic distortion and aspect."""
     x = np.repeat(images, 200, axis=0)
@@ -55,15 +55,30 @@ def test_new_augmentations_keep_the_contract(images, a):
 
 
 def test_new_fields_default_to_off_and_draw_nothing(images):
-    """Settings saved before elastic and aspect existed reproduce exactly: the same images, the same generator state."""
-    assert Augment().elastic == 0 and Augment().aspect == 0
+    """Settings saved before elastic, aspect and ink_gamma existed reproduce exactly: the same images, the same
+    generator state."""
+    assert Augment().elastic == 0 and Augment().aspect == 0 and Augment().ink_gamma == 0
     r1, r2 = np.random.default_rng(7), np.random.default_rng(7)
-    plain = augment(images, r1, Augment(rotate=10, elastic=0, aspect=0))
+    plain = augment(images, r1, Augment(rotate=10, elastic=0, aspect=0, ink_gamma=0))
     np.testing.assert_array_equal(plain, augment(images, r2, Augment(rotate=10)))
     assert r1.random() == r2.random()
     r3 = np.random.default_rng(7)
     augment(images, r3, Augment(rotate=10, elastic=1.0))
     assert r3.random() != np.random.default_rng(7).random()  # elastic draws come after, only when asked for
+
+
+def test_ink_gamma_changes_only_the_tone_of_the_ink():
+    """A tone curve keeps background and full ink where they are, keeps the order of grey levels within an
+    image, and makes each image's soft edges uniformly fainter or stronger; both ways happen."""
+    ramp = np.linspace(0, 1, 28, dtype=np.float32)[None, None, :].repeat(28, 1).repeat(400, 0)  # 0 .. 1 left to right
+    a = Augment(rotate=0, shear=0, scale=0, shift=0, stroke=0, ink_gamma=0.7)
+    out = augment(ramp, np.random.default_rng(0), a)
+    np.testing.assert_allclose(out[:, :, 0], 0, atol=1e-6)
+    np.testing.assert_allclose(out[:, :, -1], 1, atol=1e-6)
+    assert (np.diff(out, axis=2) >= 0).all()  # still a ramp: grey levels keep their order
+    power = np.log(out[:, 0, 14]) / np.log(ramp[:, 0, 14])  # each image's exponent, from its middle grey
+    np.testing.assert_allclose(out, ramp ** power[:, None, None], atol=1e-5)  # one curve per image
+    assert power.min() < 0.6 and power.max() > 1.6 and np.all((power > np.exp(-0.7) - 1e-4) & (power < np.exp(0.7) + 1e-4))
 
 
 def test_elastic_fields_are_smooth_and_of_unit_size():
