@@ -4,7 +4,7 @@ Every training-time change ``core.augment`` and ``core.styles`` can make, each o
 together, applied to the same few MNIST training digits, as one PNG: the way to check by eye that
 every transformed digit still reads as itself. Columns: the digit, its style stroke (0, 1, 7; the
 four opened and closed, which training does not use),
-elastic distortion, aspect, rotation, slant, size, stroke width, then everything at once at the
+elastic distortion, aspect, rotation, slant, size, stroke width, ink tone, then everything at once at the
 strengths given (default: the models' strongest settings). Pillow only.
 """
 
@@ -41,6 +41,7 @@ def columns(strength: Augment) -> list[tuple[str, Augment | None, int]]:
         (f"slant {strength.shear:g}", one(shear=strength.shear), 2),
         (f"size {strength.scale:g}", one(scale=strength.scale), 2),
         ("stroke", one(stroke=1.0), 2),
+        (f"ink tone {strength.ink_gamma or 0.7:g}", one(ink_gamma=strength.ink_gamma or 0.7), 2),
         ("all together", strength, 4),
     ]
 
