@@ -19,7 +19,8 @@ import streamlit as st
 
 from core import MODELS, SPECS, ArtifactError, artifacts
 from core.evaluate import seed_row, seed_table
-from core.settings import to_dict
+from core.models import model_class
+from core.settings import from_dict, to_dict
 from dashboard import cache, session, ui
 
 PARTS = ("metrics", "history", "settings", "predictions", "misclassified", "seeds", "model")
@@ -71,8 +72,18 @@ def _committed_part(name: str, part: str):
     if part == "model":
         return cache.model(name)
     if part == "settings":
-        return cache.read("settings", name)["settings"]
+        return complete_settings(name, cache.read("settings", name)["settings"])
     return cache.read(part, name)
+
+
+def complete_settings(name: str, saved: dict) -> dict:
+    """Saved settings with any field added since they were saved at its default, as the loaded model has it:
+    new fields default to what training did before them (``core.augment.Augment``), so the table shows the
+    settings that really made the model, not a gap. Settings the class cannot read are shown as saved."""
+    try:
+        return to_dict(from_dict(model_class(name).Settings, saved))
+    except (TypeError, ValueError, KeyError):
+        return saved
 
 
 def committed() -> list[ModelEntry]:

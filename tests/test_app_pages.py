@@ -163,6 +163,22 @@ def test_training_shows_histories_and_settings(artifacts):
     assert row[TITLES["numpy_mlp"]] == "—"  # the NumPy network has no dropout
 
 
+def test_training_settings_fill_fields_added_since_a_model_was_saved(own_artifacts):
+    """A model saved before ``ink_gamma`` existed was trained without it: the table says 0.0, as the loaded model
+    has it, not a gap; settings the class cannot read are shown as saved."""
+    path = own_artifacts / "numpy_mlp" / "settings.json"
+    saved = json.loads(path.read_text())
+    del saved["settings"]["train"]["augmentation"]["ink_gamma"]
+    path.write_text(json.dumps(saved))
+    at = run("training")
+    assert_no_exception(at)
+    settings = next(d.value for d in at.dataframe if "Setting" in d.value.columns)
+    row = settings[settings["Setting"] == "train: augmentation: ink_gamma"].iloc[0]
+    assert row[TITLES["numpy_mlp"]] == "0.0"
+    assert row[TITLES["lenet"]] == str(json.loads((own_artifacts / "lenet" / "settings.json").read_text())
+                                       ["settings"]["train"]["augmentation"]["ink_gamma"])
+
+
 # --- Results ---------------------------------------------------------------------------------------
 def test_results_table_agreement_and_vote_match_the_predictions(artifacts):
     at = run("results")
