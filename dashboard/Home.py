@@ -10,11 +10,12 @@ if str(ROOT) not in sys.path:  # the one place: `streamlit run` puts only dashbo
 
 import streamlit as st  # noqa: E402
 
-from dashboard import keras_guard, server_guard  # noqa: E402
+from dashboard import keras_guard, server_guard, ui  # noqa: E402
 
 keras_guard.install()
 server_guard.install()  # limits a shared server needs that Streamlit has no setting for
 st.set_page_config(page_title="MNIST model comparison", page_icon=":material/pin:", layout="wide")
+st.html(ui.PAGE_CSS)
 
 VIEWS = ROOT / "dashboard" / "views"
 PAGES = [

@@ -11,6 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 
 DIGITS = list(range(10))
+# An accuracy axis's tick format: 99%, 99.5%, 99.25%. Whole percents (".0%") label ticks half a point apart
+# "99%" twice, and a narrow range (the Beyond page's 96-100%) gets such ticks.
+PERCENT = ".2~%"
 LOG_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]  # 1-2-5: readable, not crowded
 CURVES = {  # what -> (axis title, tick format, hint)
     "loss": ("Loss (cross-entropy)", None, "Lower is better"),

@@ -1,5 +1,5 @@
-"""Page furniture every page shares: the missing-artifact message, the accuracy table and where the
-figures come from."""
+"""Page furniture every page shares: the style every page gets, the missing-artifact message, the accuracy
+table and where the figures come from."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from core import ArtifactError, compare
 from core.artifacts import RETRAIN, artifacts_dir
 
 QUICK_RUN = f"{RETRAIN} --subset 2000 --epochs 2 --seeds 1"
+# Streamlit keeps a row of pills on one line and scrolls it sideways, so on a phone the last of ten digits ("9")
+# was cut off at the edge, with nothing to say there was more. Rows of pills wrap instead, as segmented controls do.
+PAGE_CSS = '<style>[data-testid="stButtonGroup"] div:has(> button){flex-wrap:wrap}</style>'
 
 
 def show_artifact_error(error: ArtifactError | str) -> None:

@@ -106,3 +106,43 @@ async def every_page_and_drawing_a_digit(url: str, server_seconds: float) -> Non
                 await browser.draw(page, browser.DIGITS[7])
                 await browser.read_predictions(page)
         assert not crashes, crashes
+
+
+# Every pill of every row that lies past the right edge of its row: on a phone such a choice is cut off or hidden.
+CUT_OFF = """() => Array.from(document.querySelectorAll('[data-testid="stButtonGroup"]')).flatMap(group => {
+  const edge = group.getBoundingClientRect().right;
+  return Array.from(group.querySelectorAll('button')).filter(b => b.getBoundingClientRect().right > edge + 1)
+    .map(b => b.innerText);
+})"""
+# Each Plotly chart's y-axis tick labels, as drawn.
+Y_TICKS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(plot =>
+  Array.from(plot.querySelectorAll('.yaxislayer-above .ytick text')).map(t => t.textContent))"""
+
+
+def test_a_phone_shows_every_choice_and_no_tick_label_twice(app):
+    """[On a phone, the rows of digits to pick from cut off their 9, and an accuracy axis with ticks half a point
+    apart labelled two of them "99%".] Every pill lies inside its row, and no chart labels two ticks alike."""
+    asyncio.run(a_phone_shows_every_choice(app[0]))
+
+
+async def a_phone_shows_every_choice(url: str) -> None:
+    from tools import browser
+
+    async with browser.launch_chromium() as chromium:
+        page = await chromium.new_page(viewport={"width": 390, "height": 844})
+        charts = 0
+        for path in ("results", "misclassified", "beyond"):
+            await browser.open_page(page, url, path)
+            assert await page.evaluate(CUT_OFF) == [], path
+            if await page.locator(".js-plotly-plot").count():
+                await page.locator(".js-plotly-plot .ytick").first.wait_for()
+            for ticks in await page.evaluate(Y_TICKS):
+                assert len(set(ticks)) == len(ticks), (path, ticks)
+                charts += bool(ticks)
+        assert charts >= 3  # Results alone draws several; none went unread
+        await browser.open_draw(page, url)
+        await browser.draw(page, browser.DIGITS[7])
+        await browser.read_predictions(page)
+        await browser.wait_idle(page)
+        assert await page.get_by_text("No, it's a").count()  # the row of digits to correct the answer with
+        assert await page.evaluate(CUT_OFF) == [], "draw"

@@ -14,7 +14,7 @@ import streamlit as st
 from core import SPECS, ArtifactError, artifacts, beyond
 from core.stats import wilson
 from dashboard import cache, entries, ui
-from dashboard.charts import DIGITS, confusion_figure
+from dashboard.charts import DIGITS, PERCENT, confusion_figure
 from dashboard.pictures import digit_image
 
 MARGIN = dict(t=50, b=10, l=10, r=10)
@@ -97,9 +97,11 @@ for j, n in enumerate(names):
                     customdata=np.stack([groups, counts, [f"{100 * a:.1f}–{100 * b:.1f}%" for a, b in zip(low, high)]], 1),
                     hovertemplate="%{customdata[0]}: %{y:.2%} (%{customdata[1]}), 95% interval %{customdata[2]}"
                                   "<extra>" + title[n] + "</extra>")
-fig.update_layout(title="Accuracy with its 95% interval (Wilson), MNIST's test set first", height=430, margin=MARGIN,
-                  xaxis=dict(tickmode="array", tickvals=list(range(len(groups))), ticktext=groups),
-                  yaxis=dict(title="Accuracy", tickformat=".0%"), legend=dict(orientation="h", y=-0.15, x=0))
+# Each set's name on two lines ("UNIPEN," / "drawn large") and never turned: on a phone, turned names ran into the legend.
+fig.update_layout(title="Accuracy and its 95% interval (Wilson)", height=430, margin=MARGIN,
+                  xaxis=dict(tickmode="array", tickvals=list(range(len(groups))), tickangle=0,
+                             ticktext=[g.replace(", ", ",<br>", 1) for g in groups]),
+                  yaxis=dict(title="Accuracy", tickformat=PERCENT), legend=dict(orientation="h", y=-0.15, x=0))
 st.plotly_chart(fig, width="stretch", key="beyond-accuracy")
 
 table = pd.DataFrame({
@@ -137,10 +139,10 @@ st.caption("The models are MNIST models: the interval says how sure each figure 
 
 # --- per digit ----------------------------------------------------------------------------------------------
 st.header("Which digits suffer", divider="gray")
-st.markdown("Other people write some digits in styles MNIST rarely has: **slashed zeros** (read as 8 or 9), "
-            "**1s with a flag and a base** (read as 7 or 2), **7s with a crossbar** and **open-top 4s**, and very "
-            "slanted or very round digits. The per-digit accuracy and the confusions below show where each model "
-            "stumbles.")
+st.markdown("Other people write some digits in styles MNIST rarely has: **slashed zeros** (read as 4, 9 or 8), "
+            "**1s with a long flag** (read as 7), **7s with a crossbar**, **9s with a curled tail** (read as 3, 7 "
+            "or 8) and **closed, printed 4s** (read as 6 or 9). The per-digit accuracy (dotted: the same model on "
+            "MNIST's test set) and the confusions below show where each model stumbles.")
 keys = [f"{r['set']}/{r['condition']}" for r in result["results"]]
 by_key = dict(zip(keys, result["results"]))
 chosen = st.segmented_control("Set and condition", keys, default=keys[0], required=True, key="beyond_condition",
@@ -157,9 +159,9 @@ for n in names:
         fig.add_scatter(x=DIGITS, y=mnist_per_class[n], name=f"{short[n]}, MNIST test", mode="lines",
                         line=dict(color=color[n], width=1.5, dash="dot"),
                         hovertemplate="digit %{x} on MNIST: %{y:.2%}<extra>" + title[n] + "</extra>")
-fig.update_layout(title=f"Share of each digit read correctly: {entry.get('title', chosen)} (dotted: MNIST test)",
+fig.update_layout(title=f"Digits read correctly, {entry.get('title', chosen)}",  # short enough for a phone
                   height=420, hovermode="x unified", xaxis=dict(title="True digit", dtick=1),
-                  yaxis=dict(title="Accuracy", tickformat=".0%"), legend=dict(orientation="h", y=-0.2, x=0),
+                  yaxis=dict(title="Accuracy", tickformat=PERCENT), legend=dict(orientation="h", y=-0.2, x=0),
                   margin=MARGIN)
 st.plotly_chart(fig, width="stretch", key="beyond-per-digit")
 

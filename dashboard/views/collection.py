@@ -13,7 +13,7 @@ from core import SPECS, ArtifactError, compare
 from core.drawings import DrawingsError
 from core.stats import wilson
 from dashboard import drawings_db, entries
-from dashboard.charts import DIGITS, confusion_figure
+from dashboard.charts import DIGITS, PERCENT, confusion_figure
 from dashboard.pictures import digit_image
 
 PAGE_SIZE = 24
@@ -109,7 +109,7 @@ for m in models:
                     hovertemplate="digit %{x}: %{y:.1%}<extra>" + title[m] + "</extra>")
 fig.update_layout(title="Share of each digit's drawings read right", height=360, hovermode="x unified", margin=MARGIN,
                   xaxis=dict(title="The digit its author says it is", dtick=1), yaxis=dict(title="Accuracy",
-                  tickformat=".0%"), legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
+                  tickformat=PERCENT), legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
 left, right = st.columns([3, 2], gap="medium")
 left.plotly_chart(fig, width="stretch")
 per_digit = pd.DataFrame({"Digit": DIGITS, "Drawings": summary.labels,

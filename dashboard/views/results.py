@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import compare
 from dashboard import charts, entries, ui
-from dashboard.charts import DIGITS, confusion_figure, heatmap
+from dashboard.charts import DIGITS, PERCENT, confusion_figure, heatmap
 
 MARGIN = dict(t=50, b=10, l=10, r=10)
 
@@ -59,7 +59,7 @@ for e in shown:  # dashed: trained in this session, on a subset, for a few epoch
                     line=dict(color=e.color, width=2, dash=e.dash), marker=dict(size=9 if e.committed else 7),
                     hovertemplate="digit %{x}: %{y:.2%}<extra>" + e.title + "</extra>")
 fig.update_layout(title="Share of each digit's test images classified correctly", height=400, hovermode="x unified",
-                  xaxis=dict(title="True digit", dtick=1), yaxis=dict(title="Accuracy", tickformat=".1%"),
+                  xaxis=dict(title="True digit", dtick=1), yaxis=dict(title="Accuracy", tickformat=PERCENT),
                   legend=dict(orientation="h", yanchor="top", y=-0.2, x=0), margin=MARGIN)
 left, right = st.columns([3, 2], gap="medium")
 left.plotly_chart(fig, width="stretch")
