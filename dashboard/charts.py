@@ -164,6 +164,13 @@ def confusion_figure(title: str, color: str, cm, errors_only: bool = True) -> go
     return fig
 
 
+def epoch_axis(epochs: int) -> dict:
+    """An x axis of whole epochs 1..``epochs``: a tick every 1, 2, 5, 10, 20 ... epochs, at most 15 of them (ticks
+    every 7 epochs from 1, as before, read 1, 8, ..., 99, 106 on a 100-epoch run), nothing left of epoch 1."""
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if epochs <= 15 * s)
+    return dict(title="Epoch", tick0=0, dtick=step, range=[0.1, max(epochs, 1) + 0.9])
+
+
 def learning_curves(series, what: str, title: str, show_train: bool = True, height: int = 420,
                     log: bool = False, zoom: bool = False, reference: float | None = None) -> go.Figure:
     """``what`` ("loss" or "accuracy") per epoch: one solid training line and one dashed validation line
@@ -198,7 +205,7 @@ def learning_curves(series, what: str, title: str, show_train: bool = True, heig
                       annotation_position="bottom right")
     fig.update_layout(
         title=title, height=height, hovermode="x unified" if len(fig.data) <= 2 else "closest",
-        xaxis=dict(title="Epoch", tick0=1, dtick=max(1, -(-epochs // 15))),  # whole epochs only
+        xaxis=epoch_axis(epochs),
         yaxis=yaxis, legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0),
         margin=dict(t=50, b=10, l=10, r=10),
     )

@@ -163,6 +163,29 @@ def test_training_shows_histories_and_settings(artifacts):
     assert row[TITLES["numpy_mlp"]] == "—"  # the NumPy network has no dropout
 
 
+def test_epoch_axes_fit_each_chart_s_own_epochs(artifacts):
+    """[LeNet's 10-epoch learning-rate chart took its ticks from the 100-epoch NumPy run: epochs 1 and 8 only, and
+    the 100-epoch charts ended at a tick for epoch 106.] Every epoch axis spans its own chart's epochs and ticks
+    every 1, 2, 5, 10 ... of them, 1 to 15 ticks, none before epoch 1 or after the last."""
+    at = run("training")
+    assert_no_exception(at)
+    runs = [len(json.loads((artifacts / name / "history.json").read_text())) for name in TITLES]
+    lr_charts = []
+    for chart in at.get("plotly_chart"):
+        layout = json.loads(chart.proto.spec)["layout"]
+        axis = layout.get("xaxis", {})
+        if axis.get("title", {}).get("text") != "Epoch":
+            continue
+        low, high = axis["range"]
+        epochs = round(high - 0.9)
+        ticks = [t for t in range(0, epochs + 1, axis["dtick"]) if low <= t <= high]
+        assert axis["dtick"] in (1, 2, 5, 10, 20, 50, 100) and 1 <= len(ticks) <= 15, (axis, ticks)
+        assert ticks[0] >= 1 and ticks[-1] <= epochs and low < 1, (axis, ticks)
+        if "Learning rate" in layout["title"]["text"]:
+            lr_charts.append(epochs)
+    assert lr_charts == runs  # one per model, in the tabs' order, each over its own run
+
+
 def test_training_settings_fill_fields_added_since_a_model_was_saved(own_artifacts):
     """A model saved before ``ink_gamma`` existed was trained without it: the table says 0.0, as the loaded model
     has it, not a gap; settings the class cannot read are shown as saved."""

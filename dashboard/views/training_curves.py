@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboard import entries, ui
-from dashboard.charts import CURVES, learning_curves
+from dashboard.charts import CURVES, epoch_axis, learning_curves
 
 st.title("Training")
 st.markdown(
@@ -23,7 +23,6 @@ if not shown:
     st.stop()
 histories = {e.key: pd.DataFrame(e.history) for e in shown}
 EPOCHS = max(len(df) for df in histories.values())
-EPOCH_AXIS = dict(title="Epoch", tick0=1, dtick=max(1, -(-EPOCHS // 15)))  # whole epochs only
 
 
 # --- all models on one chart ------------------------------------------------------------------------
@@ -50,7 +49,7 @@ for e in shown:
     df = histories[e.key]
     fig.add_bar(x=df["epoch"], y=df["seconds"], name=e.title, marker_color=e.color,
                 hovertemplate="epoch %{x}: %{y:.1f} s<extra>" + e.title + "</extra>")
-fig.update_layout(title="Seconds per epoch", barmode="group", height=360, xaxis=EPOCH_AXIS, yaxis=dict(title="Seconds"),
+fig.update_layout(title="Seconds per epoch", barmode="group", height=360, xaxis=epoch_axis(EPOCHS), yaxis=dict(title="Seconds"),
                   legend=dict(orientation="h", yanchor="top", y=-0.22, x=0), margin=dict(t=50, b=10, l=10, r=10))
 st.plotly_chart(fig, width="stretch")
 summary = pd.DataFrame([
@@ -120,7 +119,7 @@ for tab, e in zip(st.tabs([e.title for e in shown]), shown):
         if "lr" in df:
             fig = go.Figure(go.Scatter(x=df["epoch"], y=df["lr"], mode="lines+markers", line=dict(color=e.color),
                                        hovertemplate="epoch %{x}: %{y:.2e}<extra></extra>"))
-            fig.update_layout(title="Learning rate (cosine schedule)", height=320, xaxis=EPOCH_AXIS,
+            fig.update_layout(title="Learning rate (cosine schedule)", height=320, xaxis=epoch_axis(len(df)),
                               yaxis=dict(title="Learning rate", exponentformat="e"),
                               margin=dict(t=50, b=10, l=70, r=10))
             cols[0].plotly_chart(fig, width="stretch", key=f"{name}-lr")
