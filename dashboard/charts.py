@@ -239,17 +239,23 @@ def seed_strip(models) -> go.Figure | None:
     return fig
 
 
-def cost_chart(costs, colors, axis: str, title: str) -> go.Figure:
-    """Accuracy (mean ± sd over seeds) against one kind of cost, log scale, one labelled point per model."""
+def cost_chart(costs, colors, axis: str, title: str, label: str) -> go.Figure:
+    """Accuracy (mean ± sd over seeds) against one kind of cost (the column ``axis``, labelled ``label`` on a log
+    scale), one point per model.
+
+    The models are named in a legend, not beside their points: the two MLPs' points nearly touch, and names
+    beside them ran over each other and, on a phone, off the plot.
+    """
     fig = go.Figure()
     for (_, row), color in zip(costs.iterrows(), colors):
-        fig.add_scatter(x=[row[axis]], y=[row["Accuracy"]], mode="markers+text", text=[row["Model"]],
-                        textposition="top center", marker=dict(size=16, color=color), showlegend=False,
+        fig.add_scatter(x=[row[axis]], y=[row["Accuracy"]], mode="markers", name=row["Model"],
+                        marker=dict(size=16, color=color),
                         error_y=dict(type="data", array=[row["Accuracy sd"]], color=color, thickness=2),
                         hovertemplate=f"{row['Model']}<br>{axis}: %{{x:,.3~g}}<br>accuracy %{{y:.2f}}%<extra></extra>")
-    fig.update_layout(height=380, margin=dict(t=40, b=10, l=10, r=10), title=f"Accuracy against cost: {title.lower()}",
-                      xaxis=dict(title=f"{axis} (log scale)", type="log"),
-                      yaxis=dict(title="Test accuracy, mean over seeds (%)", ticksuffix="%"))
+    fig.update_layout(height=400, margin=dict(t=40, b=10, l=10, r=10), title=f"Accuracy against {title.lower()}",
+                      xaxis=dict(title=f"{label} (log scale)", type="log"),
+                      yaxis=dict(title="Test accuracy, mean over seeds (%)", ticksuffix="%"),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))
     return fig
 
 

@@ -161,10 +161,13 @@ else:
 # --- cost -------------------------------------------------------------------------------------------------
 st.header("Cost against accuracy", divider="gray")
 costs = compare.cost_table([(e.title, e.metrics, t) for e, t in zip(shown, seeds)])
-AXES = {"Multiply-adds / image": "Work to read one digit", "Training time": "Seconds to train (mean over seeds)",
-        "One image": "Milliseconds to answer one drawing", "Parameters": "Numbers learnt"}
+# cost -> (the chart's title, short enough for a phone; its axis, with the unit)
+AXES = {"Multiply-adds / image": ("Work to read one digit", "Multiply-adds per image"),
+        "Training time": ("Seconds to train", "Training time, s (mean over seeds)"),
+        "One image": ("Time to answer one drawing", "One image, ms"),
+        "Parameters": ("Numbers learnt", "Parameters")}
 axis = st.segmented_control("Cost", list(AXES), default="Multiply-adds / image", required=True, key="cost_axis")
-st.plotly_chart(charts.cost_chart(costs, [e.color for e in shown], axis, AXES[axis]), width="stretch")
+st.plotly_chart(charts.cost_chart(costs, [e.color for e in shown], axis, *AXES[axis]), width="stretch")
 st.caption("Up and to the left is better: more accuracy for less cost. The bars span ± one standard deviation over "
            "seeds. Multiply-adds count the arithmetic of one forward pass; times were measured on the machine "
            "that trained each model, on the day the caption at the top gives.")
