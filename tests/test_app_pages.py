@@ -265,6 +265,18 @@ def test_misclassified_counts_and_filters(artifacts):
         assert any(f":red[✗ {s.short} **5**" in card for s in SPECS.values())
 
 
+def test_cost_chart_names_the_models_in_its_legend(artifacts):
+    """[Names printed beside the points ran over each other (the two MLPs' points nearly touch) and, on a phone,
+    off the plot.] One point per model, named in the legend in the pages' order, nothing printed beside it."""
+    at = run("results")
+    assert_no_exception(at)
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    cost = next(f for f in figs if f["layout"].get("title", {}).get("text", "").startswith("Accuracy against"))
+    assert [t["name"] for t in cost["data"]] == list(TITLES.values())
+    assert all(t["mode"] == "markers" and t.get("showlegend", True) for t in cost["data"])
+    assert cost["layout"]["xaxis"]["title"]["text"] == "Multiply-adds per image (log scale)"
+
+
 def test_results_link_opens_the_all_wrong_filter(artifacts):
     at = run("results")
     link = next(link for link in at.get("page_link") if "all models get wrong" in link.proto.label)
