@@ -18,7 +18,6 @@ from streamlit.errors import StreamlitAPIException
 from streamlit_drawable_canvas import st_canvas
 
 from core import ArtifactError
-from core.ood import NOT_A_DIGIT
 from core.predict import predict_image
 from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
 
@@ -32,10 +31,6 @@ SOURCES = ["Draw", "Upload an image", "Test-set example"]
 CANVAS = 280
 DRAWN_KEY = "drawn_digit"  # the Inside page offers the last digit read here as "Your drawing"
 DRAWING_KEY, UNDONE_KEY, SET_KEY, STALE_KEY = "canvas_drawing", "canvas_undone", "canvas_set", "canvas_stale"
-# On a phone the columns stack and the answers would land below the canvas, off the screen: a one-line answer
-# sits under the canvas there (only below Streamlit's 640 px column breakpoint; the cards say it on wider screens).
-PHONE_ONLY = ("<style>.st-key-draw_quick{display:none}"
-              "@media (max-width: 640px){.st-key-draw_quick{display:block}}</style>")
 BAR_HEIGHT = 120  # px: each model's probability bars
 # The canvas sends a drawing 200 ms after the pen lifts (a debounce meant for dragging shapes), which was most
 # of the wait for an answer. A digit's stroke is over when the pen lifts, so this presses the canvas's own
@@ -143,7 +138,8 @@ def draw_and_read(shown: list) -> None:
                 st.caption(f"Test digit #{int(sample['index'][i])}, labelled {truth}")
             empty_message = "The bundled test digits are missing, so there is no example to show."
 
-    quick = left.container(key="draw_quick")  # the answer in one line, under the canvas, on a phone
+    # On a phone the columns stack: the answer (the verdict, first in the right column) comes right under the
+    # canvas and its buttons, on the same screen. (A separate one-line answer there said it twice.)
     result = None
     with right:
         if image is None:
@@ -160,12 +156,12 @@ def draw_and_read(shown: list) -> None:
             st.session_state[DRAWN_KEY] = result["image"]
     if result is not None:
         with right:
-            answers(shown, models, result, truth, quick)
+            answers(shown, models, result, truth)
             if source != "Test-set example":  # the visitor's own digit: offer to save it
                 collect.offer(result, [e for e in shown if e.committed])
 
 
-def answers(shown: list, models: dict, result: dict, truth: int | None, quick) -> None:
+def answers(shown: list, models: dict, result: dict, truth: int | None) -> None:
     """Whether the models agree, each model's card, and the 28x28 image they saw."""
     committed = [e for e in shown if e.committed]
     digits = {e.key: result["predictions"][e.key]["digit"] for e in committed}
@@ -177,14 +173,11 @@ def answers(shown: list, models: dict, result: dict, truth: int | None, quick) -
         said = f"{count} agree: it's a **{next(iter(digits.values()), '')}**."
     if result["unusual"]:  # noise, a photo, several digits: the models would still name a digit
         st.warning(result["unusual"] + label, icon=":material/help:")
-        quick.warning(f"{NOT_A_DIGIT}.", icon=":material/help:")
     elif len(set(digits.values())) == 1:
         st.success(said + label, icon=":material/check_circle:")
-        quick.success(said, icon=":material/check_circle:")
     elif digits:
         said = ", ".join(f"{e.short} says **{digits[e.key]}**" for e in committed)
         st.warning(f"The models disagree: {said}.{label}", icon=":material/help:")
-        quick.warning(f"The models disagree: {said}.", icon=":material/help:")
     per_row = max(3, len(committed))
     mine = [e for e in shown if not e.committed]
     for group in (committed, mine):
@@ -214,6 +207,6 @@ with st.spinner("Loading the three models…"):
 if not shown:
     st.stop()
 # Outside the fragment: sent once per page, not once per stroke.
-st.html(PHONE_ONLY + BARS_CSS + ANSWERS_CSS + SEND_ON_PEN_LIFT, unsafe_allow_javascript=True)
+st.html(BARS_CSS + ANSWERS_CSS + SEND_ON_PEN_LIFT, unsafe_allow_javascript=True)
 draw_and_read(shown)
 collect.collection_row()  # outside the fragment: which collection saves go to does not change with a stroke
