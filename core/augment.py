@@ -39,14 +39,14 @@ class Augment:
     aspect: float = 0.0  # max relative change of width against height either way (tall thin and wide round hands)
     elastic: float = 0.0  # max RMS displacement, pixels, of a smooth random field (elastic distortion)
     # which of those digits get their style: "07" slashes zeros and crosses sevens but leaves ones unflagged
-    # (LeNet: a flag taught it to read a one with a long flag less well, README, issue #12)
+    # (LeNet: a flag taught it to read a one with a long flag less well, docs/handwriting.md)
     style_digits: str = "017"
     # max degrees a seven may turn anticlockwise: that tips its bar down to the left, and past a few degrees
-    # a seven reads as a one with a long flag (README, issue #12); at least ``rotate``: no limit
+    # a seven reads as a one with a long flag (docs/handwriting.md); at least ``rotate``: no limit
     seven_tip: float = 180.0
     # largest change of the ink's tone curve: each image's intensities raised to a power g, |log g| up to this.
     # g < 1 widens the soft edge of a stroke and g > 1 narrows it to a hard line, as pens, scanners and the
-    # canvas's anti-aliasing differ from MNIST's (README, issue #12)
+    # canvas's anti-aliasing differ from MNIST's (docs/handwriting.md)
     ink_gamma: float = 0.0
 
 

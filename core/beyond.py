@@ -445,7 +445,7 @@ def writer_halves(result: dict, model: str, writers: Iterable[str], seed: int = 
 
     ``writers``: every writer id in the data (``writers()``), so that a run on a sample splits them
     as a full run does. The halves are ``split_writers(writers, seed)``: "tune" and "check", the split
-    the README's issue #12 tables tune on and check on. A change that only fits the writers it was
+    the tables of docs/handwriting.md tune on and check on. A change that only fits the writers it was
     tuned on shows as a gap between the two. Returns {half: {"writers", "n", "correct"}}.
     """
     entries = [e for e in result["results"] if e.get("writers")]

@@ -34,7 +34,7 @@ __all__ = ["TTA_WARPS", "agreement", "main", "predict_image", "tta_views"]
 
 # Test-time augmentation: the digit as drawn plus small warps a hand makes anyway, (rotation degrees,
 # slant, relative size); each model's probabilities are averaged over them. Off by default: on the
-# development sets it moved accuracy by less than its noise (README, issue #12) and costs 5x the model time.
+# development sets it moved accuracy by less than its noise (docs/handwriting.md) and costs 5x the model time.
 TTA_WARPS = ((0, 0, 0), (-8, 0, 0), (8, 0, 0), (0, -0.15, 0), (0, 0.15, 0))
 
 

@@ -128,7 +128,7 @@ def close_four(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # The fours are left out: opening them changes little (MNIST's fours are mostly open already) and closing
 # them did not lift the fours the models misread on held-out writers (NumPy MLP, 20 epochs: 92.8% -> 90.5%;
-# README, issue #12). Both functions stay, tested, for the next try.
+# docs/handwriting.md). Both functions stay, tested, for the next try.
 STYLES = {0: slash_zero, 1: flag_one, 7: cross_seven}  # digit -> the stroke MNIST rarely has
 
 

@@ -57,7 +57,7 @@ def test_small_off_centre_digit_comes_out_centred_and_20_pixels():
 
 
 def test_the_recipe_constants_are_read_at_call_time(monkeypatch):
-    # So a sweep of core.preprocess's constants (README, issue #12) really changes what it sweeps.
+    # So a sweep of core.preprocess's constants (docs/handwriting.md) really changes what it sweeps.
     import core.preprocess as preprocess
 
     faint = np.zeros((28, 28), np.float32)

@@ -16,7 +16,7 @@ class KerasMLPSettings:
     hidden: tuple = (128, 64)  # hidden ReLU layers: 784-128-64-10 as in the original write-up
     dropout: float = 0.1  # dropout after each hidden layer, against overfitting
     # Adam's peak rate 2e-3 (was 1e-3) and 90 epochs (30, then 45): each step read pen-tablet writers better at
-    # two seeds; 45 -> 90 gave +0.3-0.6 point, USPS +0.25, MNIST +0.2-0.3 (README, issue #12); styles 0.3 as
+    # two seeds; 45 -> 90 gave +0.3-0.6 point, USPS +0.25, MNIST +0.2-0.3 (docs/handwriting.md); styles 0.3 as
     # the NumPy network: an MLP has no other way to learn those strokes
     train: TrainSettings = TrainSettings(epochs=90, batch_size=128, lr=2e-3, augmentation=Augment(styles=0.3))
 

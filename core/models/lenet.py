@@ -26,11 +26,11 @@ class LeNetSettings:
     # 10 epochs (was 15): LeNet is two thirds of the committed run's arithmetic, and five seeds of all three
     # models must fit in 15 minutes on two cores (README, "A comparison you can trust")
     # Slashed zeros and crossed sevens (styles 0.3), not flagged ones: with the flag LeNet read the pen-tablet
-    # writers' ones worse (91% -> 84%); without it, both halves of the writers gain (README, issue #12)
+    # writers' ones worse (91% -> 84%); without it, both halves of the writers gain (docs/handwriting.md)
     # Sevens never turned more than 5 degrees anticlockwise: further, their bar tips down to the left and
-    # LeNet learns to read the writers' ones with a long flag as 7 (ones 83-90% -> 93-96%, README, issue #12)
+    # LeNet learns to read the writers' ones with a long flag as 7 (ones 83-90% -> 93-96%, docs/handwriting.md)
     # Ink tone varied (ink_gamma 0.7): over nine seeds the writers gain 0.2-0.25 point and MNIST 0.06; the two
-    # MLPs gain nothing from it (README, issue #12, the ninth look)
+    # MLPs gain nothing from it (docs/handwriting.md, the ninth look)
     train: TrainSettings = TrainSettings(epochs=10, batch_size=128, lr=2e-3,  # Adam's peak rate
                                          augmentation=Augment(styles=0.3, style_digits="07", seven_tip=5,
                                                               ink_gamma=0.7))

@@ -33,11 +33,11 @@ class NumpyMLPSettings:
     hidden: int = 128  # hidden ReLU units: 784-128-10 as in the original write-up
     momentum: float = 0.9  # Nesterov momentum
     # 5e-4 (was 5e-5) with 100 epochs (was 60): pen-tablet writers +0.4-0.5 point, USPS +0.1-0.2 and MNIST
-    # +0.1 at two seeds; either change alone gave half of that, 150 epochs no more (README, issue #12)
+    # +0.1 at two seeds; either change alone gave half of that, 150 epochs no more (docs/handwriting.md)
     weight_decay: float = 5e-4  # decoupled L2 shrinkage per step, scaled by lr
     # SGD takes a larger step than Adam (0.1, was 0.05: pen-tablet writers +0.1-0.3 point, MNIST +0.03-0.11, at
-    # two seeds; 0.03 and 0.15 do worse, README, #12), and a small net learns augmented digits slowly.
-    # styles 0.3: slashed 0s, flagged 1s and crossed 7s, which MNIST lacks and people write (README, #12)
+    # two seeds; 0.03 and 0.15 do worse, docs/handwriting.md), and a small net learns augmented digits slowly.
+    # styles 0.3: slashed 0s, flagged 1s and crossed 7s, which MNIST lacks and people write (docs/handwriting.md)
     train: TrainSettings = TrainSettings(epochs=100, batch_size=128, lr=0.1, augmentation=Augment(styles=0.3))
 
 
