@@ -8,11 +8,16 @@ import streamlit as st
 
 from core import ArtifactError, compare
 from core.artifacts import RETRAIN, artifacts_dir
+from dashboard.pictures import digit_image
 
 QUICK_RUN = f"{RETRAIN} --subset 2000 --epochs 2 --seeds 1"
 # Streamlit keeps a row of pills on one line and scrolls it sideways, so on a phone the last of ten digits ("9")
 # was cut off at the edge, with nothing to say there was more. Rows of pills wrap instead, as segmented controls do.
 PAGE_CSS = '<style>[data-testid="stButtonGroup"] div:has(> button){flex-wrap:wrap}</style>'
+# The galleries' cards (Misclassified, Beyond MNIST, Collection) have a fixed width and wrap. 172 px with an 8 px gap
+# puts two in a row on a phone 390 px wide or more (Streamlit leaves 1 rem each side), where 196 px with a 16 px gap
+# put one and left half the screen empty; the answers, in small type, still fit one to a line ("✗ NumPy ANN 3 (>99%)").
+CARD_WIDTH, CARD_GAP = 172, "xsmall"
 
 
 def show_artifact_error(error: ArtifactError | str) -> None:
@@ -140,3 +145,16 @@ def show_verdicts(pairs) -> None:
     for pair in pairs:
         icon = ":material/check_circle:" if pair.verdict.winner else ":material/drag_handle:"
         st.markdown(f"{icon} {pair.verdict.text}")
+
+
+def gallery():
+    """The container a gallery's cards go in: they wrap, so it works at any window width."""
+    return st.container(horizontal=True, wrap=True, gap=CARD_GAP)
+
+
+def digit_card(image, heading: str, lines) -> None:
+    """One card of a gallery: the digit, a markdown ``heading`` under it (what it is) and ``lines`` in small type
+    (each model's answer)."""
+    with st.container(border=True, width=CARD_WIDTH, gap="small", horizontal_alignment="center"):
+        st.image(digit_image(image, 112), width=112)
+        st.markdown(heading + "".join(f"  \n:small[{line}]" for line in lines))

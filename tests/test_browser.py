@@ -114,14 +114,25 @@ CUT_OFF = """() => Array.from(document.querySelectorAll('[data-testid="stButtonG
   return Array.from(group.querySelectorAll('button')).filter(b => b.getBoundingClientRect().right > edge + 1)
     .map(b => b.innerText);
 })"""
+# The galleries' cards: how many, the tops of the first two, and any answer ("✗ NumPy ANN 3 (87%)") that wrapped.
+CARDS = """() => {
+  const cards = Array.from(document.querySelectorAll('[data-testid="stMarkdownContainer"]'))
+    .filter(m => /^True \\d/.test(m.innerText));
+  return {count: cards.length, tops: cards.slice(0, 2).map(c => Math.round(c.getBoundingClientRect().top)),
+          wrapped: cards.flatMap(c => Array.from(c.querySelectorAll('.stMarkdownColoredText')))
+            .filter(s => new Set(Array.from(s.getClientRects(), r => Math.round(r.bottom))).size > 1)
+            .map(s => s.innerText)};
+}"""
 # Each Plotly chart's y-axis tick labels, as drawn.
 Y_TICKS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(plot =>
   Array.from(plot.querySelectorAll('.yaxislayer-above .ytick text')).map(t => t.textContent))"""
 
 
 def test_a_phone_shows_every_choice_and_no_tick_label_twice(app):
-    """[On a phone, the rows of digits to pick from cut off their 9, and an accuracy axis with ticks half a point
-    apart labelled two of them "99%".] Every pill lies inside its row, and no chart labels two ticks alike."""
+    """[On a phone, the rows of digits to pick from cut off their 9, an accuracy axis with ticks half a point
+    apart labelled two of them "99%", and the galleries showed one card a row beside an empty half of the screen.]
+    Every pill lies inside its row, no chart labels two ticks alike, and the galleries put two cards in a row with
+    each model's answer on one line."""
     asyncio.run(a_phone_shows_every_choice(app[0]))
 
 
@@ -134,6 +145,10 @@ async def a_phone_shows_every_choice(url: str) -> None:
         for path in ("results", "misclassified", "beyond"):
             await browser.open_page(page, url, path)
             assert await page.evaluate(CUT_OFF) == [], path
+            if path != "results":
+                cards = await page.evaluate(CARDS)
+                assert cards["count"] >= 2 and cards["tops"][0] == cards["tops"][1], (path, cards)
+                assert cards["wrapped"] == [], (path, cards["wrapped"])
             if await page.locator(".js-plotly-plot").count():
                 await page.locator(".js-plotly-plot .ytick").first.wait_for()
             for ticks in await page.evaluate(Y_TICKS):

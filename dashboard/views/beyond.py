@@ -15,7 +15,6 @@ from core import SPECS, ArtifactError, artifacts, beyond
 from core.stats import wilson
 from dashboard import cache, entries, ui
 from dashboard.charts import DIGITS, PERCENT, confusion_figure
-from dashboard.pictures import digit_image
 
 MARGIN = dict(t=50, b=10, l=10, r=10)
 PAGE_SIZE = 30
@@ -261,13 +260,11 @@ def answer(m: str, pred: int, label: int) -> str:
     return f":green[✓ {name} **{pred}**]" if pred == label else f":red[✗ {name} **{pred}**]"
 
 
-with st.container(horizontal=True, wrap=True, gap="small"):
+with ui.gallery():
     for i in picked[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]:
         label = int(gallery["label"][i])
         key = g_keys[i]
         where_from = by_key[key].get("title", key) if key in by_key else key
         writer = f" · writer {gallery['writer'][i]}" if str(gallery["writer"][i]) else ""
-        with st.container(border=True, width=196, gap="small", horizontal_alignment="center"):
-            st.image(digit_image(gallery["image"][i], 112), width=112)
-            st.markdown(f"**True {label}** · {where_from}{writer}  \n"
-                        + "  \n".join(answer(m, int(p), label) for m, p in zip(g_models, gallery["pred"][i])))
+        ui.digit_card(gallery["image"][i], f"**True {label}** · {where_from}{writer}",
+                      [answer(m, int(p), label) for m, p in zip(g_models, gallery["pred"][i])])

@@ -12,9 +12,8 @@ import streamlit as st
 from core import SPECS, ArtifactError, compare
 from core.drawings import DrawingsError
 from core.stats import wilson
-from dashboard import drawings_db, entries
+from dashboard import drawings_db, entries, ui
 from dashboard.charts import DIGITS, PERCENT, confusion_figure
-from dashboard.pictures import digit_image
 
 PAGE_SIZE = 24
 MARGIN = dict(t=50, b=10, l=10, r=10)
@@ -160,12 +159,10 @@ def answer(d, m: str) -> str:
         f":{colour}[{mark} {short[m]} **{digit}** (>99%)]"
 
 
-with st.container(horizontal=True, wrap=True, gap="small"):
+with ui.gallery():
     for d in shown:
-        with st.container(border=True, width=196, gap="small", horizontal_alignment="center"):
-            st.image(digit_image(d.image, 112), width=112)
-            st.markdown(f"**Labelled {d.label}** · #{d.id}  \n:gray[{d.created:%Y-%m-%d %H:%M} UTC]  \n"
-                        + "  \n".join(answer(d, m) for m in models))
+        ui.digit_card(d.image, f"**Labelled {d.label}** · #{d.id}  \n:gray[{d.created:%Y-%m-%d %H:%M} UTC]",
+                      [answer(d, m) for m in models])
 
 # --- the data set -------------------------------------------------------------------------------------------
 st.header("Download", divider="gray")

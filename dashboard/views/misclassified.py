@@ -115,13 +115,11 @@ def answer(n, row) -> str:
     return f":{colour}[{mark} {by_key[n].short} **{pred}** ({sure})]"
 
 
-# --- the gallery: fixed-width cards that wrap, so it works at any window width --------------------------
-with st.container(horizontal=True, wrap=True, gap="small"):
+# --- the gallery -----------------------------------------------------------------------------------------
+with ui.gallery():
     for _, row in rows.iterrows():
-        with st.container(border=True, width=196, gap="small", horizontal_alignment="center"):
-            st.image(digit_image(images[int(row["index"])], 112), width=112)
-            st.markdown(f"**True {int(row['label'])}** · test #{int(row['index'])}  \n"
-                        + "  \n".join(answer(n, row) for n in names))
+        ui.digit_card(images[int(row["index"])], f"**True {int(row['label'])}** · test #{int(row['index'])}",
+                      [answer(n, row) for n in names])
 
 # --- one digit up close ----------------------------------------------------------------------------------
 st.header("A closer look", divider="gray")
