@@ -60,6 +60,21 @@ def versions() -> dict:
     return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
+def machine() -> str:
+    """What a model trained on, for its training times: the CPU's name and how many of them (e.g. "AMD EPYC 7B13,
+    2 CPUs"), so that times from two runs are compared only when they come from the same kind of machine."""
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass  # not Linux: the platform's word for it
+    name = " ".join((name or platform.processor() or platform.machine() or "unknown CPU").split())
+    return f"{name}, {os.cpu_count() or 1} CPUs"
+
+
 def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentation: dict | Augment | None = None):
     """The model's default settings with the command's choices applied: what the run really uses.
 
@@ -116,7 +131,7 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
             manifest.setdefault("models", {})[name] = {
                 "trained": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "subset": subset, "epochs": results[name].get("epochs") or 1, "seed": seed,
-                "seeds": [int(r["seed"]) for r in rows],
+                "seeds": [int(r["seed"]) for r in rows], "machine": machine(),
             }
         write_sample(stage, data, seed)
         manifest |= {

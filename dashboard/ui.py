@@ -114,17 +114,24 @@ def artifacts_caption() -> None:
 
 def trained_when(runs: dict, created: str) -> str:
     """The caption saying when the committed models were trained: one date for all, or each date with its
-    models, since models retrained on another day may have trained on another machine."""
+    models, and whether their training times come from the same machine (each run records its own)."""
     from core import SPECS
 
     days: dict[str, list[str]] = {}
     for name, run in runs.items():
         days.setdefault((run.get("trained") or created)[:10], []).append(SPECS[name].short if name in SPECS else name)
+    machines = {run.get("machine") for run in runs.values()}
     if len(days) <= 1:
-        return f"Trained on the full MNIST training set; artifacts created {next(iter(days), created[:10])}."
-    said = ", ".join(f"{' and '.join(names)} on {day}" for day, names in sorted(days.items(), reverse=True))
-    return (f"Trained on the full MNIST training set: {said}. Training times from different days may come from "
-            "different machines.")
+        said = f"Trained on the full MNIST training set; artifacts created {next(iter(days), created[:10])}."
+    else:
+        said = ("Trained on the full MNIST training set: "
+                + ", ".join(f"{' and '.join(names)} on {day}" for day, names in sorted(days.items(), reverse=True))
+                + ".")
+    if len(machines) == 1 and None not in machines:
+        return f"{said} Every training time was measured on one kind of machine ({machines.pop()})."
+    if None not in machines:
+        return f"{said} Training times come from different machines ({'; '.join(sorted(machines))})."
+    return said + (" Training times from different days may come from different machines." if len(days) > 1 else "")
 
 
 def pairs_of(shown, seeds: list) -> list:

@@ -78,6 +78,7 @@ def test_captions_say_when_each_model_was_trained(own_artifacts):
     manifest = json.loads(path.read_text())
     for name, day in zip(SPECS, ("2026-12-06", "2026-12-06", "2026-11-22")):
         manifest["models"][name].update(subset=None, trained=f"{day}T08:00:00+00:00")
+        manifest["models"][name].pop("machine")  # as runs before 2026-12-07 wrote it
     path.write_text(json.dumps(manifest))
     shorts = [spec.short for spec in SPECS.values()]
     for page in ("home", "results"):
@@ -85,10 +86,27 @@ def test_captions_say_when_each_model_was_trained(own_artifacts):
         assert_no_exception(at)
         said = texts(at.caption)
         assert (f"{shorts[0]} and {shorts[1]} on 2026-12-06, {shorts[2]} on 2026-11-22" in said), said
+    assert "may come from different machines" in texts(run("home").caption)  # the runs did not say which
     for name in SPECS:  # all on one day: that day, whenever the artifacts folder was written
         manifest["models"][name]["trained"] = "2026-12-06T08:00:00+00:00"
     path.write_text(json.dumps(manifest))
-    assert "artifacts created 2026-12-06." in texts(run("home").caption)
+    said = texts(run("home").caption)
+    assert "artifacts created 2026-12-06." in said and "machine" not in said
+
+
+def test_captions_say_whether_training_times_come_from_one_machine(own_artifacts):
+    """Each run records the machine it trained on, so the caption can say where the times come from."""
+    path = own_artifacts / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for name, day in zip(SPECS, ("2026-12-06", "2026-12-06", "2026-12-07")):
+        manifest["models"][name].update(subset=None, trained=f"{day}T08:00:00+00:00", machine="AMD EPYC, 2 CPUs")
+    path.write_text(json.dumps(manifest))
+    said = texts(run("home").caption)
+    assert "measured on one kind of machine (AMD EPYC, 2 CPUs)" in said and "may come" not in said, said
+    manifest["models"]["lenet"]["machine"] = "Intel Xeon, 16 CPUs"
+    path.write_text(json.dumps(manifest))
+    said = texts(run("home").caption)
+    assert "come from different machines (AMD EPYC, 2 CPUs; Intel Xeon, 16 CPUs)" in said, said
 
 
 def test_home_table_and_cards_come_from_the_artifacts(artifacts):

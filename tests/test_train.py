@@ -1,5 +1,6 @@
 """End to end: train on a real subset through the CLI and the function, and check what was written."""
 
+import os
 import subprocess
 import sys
 
@@ -52,6 +53,7 @@ def test_cli_tiny_run_writes_every_artifact(tmp_path, mnist):
                      "seeds.npz"}
     manifest = artifacts.read("manifest", folder=tmp_path)
     assert manifest["models"]["numpy_mlp"]["subset"] == 500 and len(manifest["data_checksum"]) == 64
+    assert manifest["models"]["numpy_mlp"]["machine"].endswith(f", {os.cpu_count()} CPUs")  # what its times are from
     saved = artifacts.read("settings", "numpy_mlp", tmp_path)["settings"]["train"]
     assert saved["epochs"] == 1 and saved["augmentation"]["rotate"] == 20  # what the run used, the defaults
     default = f"epochs={NumpyMLPSettings().train.epochs}"
