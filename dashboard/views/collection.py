@@ -161,8 +161,8 @@ def answer(d, m: str) -> str:
 
 with ui.gallery():
     for d in shown:
-        ui.digit_card(d.image, f"**Labelled {d.label}** · #{d.id}  \n:gray[{d.created:%Y-%m-%d %H:%M} UTC]",
-                      [answer(d, m) for m in models])
+        ui.digit_card(d.image, f"**Labelled {d.label}** · #{d.id}",
+                      [f":gray[{d.created:%Y-%m-%d %H:%M} UTC]"] + [answer(d, m) for m in models])
 
 # --- the data set -------------------------------------------------------------------------------------------
 st.header("Download", divider="gray")
