@@ -1,5 +1,5 @@
 """Page furniture every page shares: the style every page gets, the missing-artifact message, the accuracy
-table and where the figures come from."""
+table, where the figures come from and the galleries' digit cards."""
 
 from __future__ import annotations
 
@@ -129,7 +129,7 @@ def trained_when(runs: dict, created: str) -> str:
                 + ".")
     if len(machines) == 1 and None not in machines:
         return f"{said} Every training time was measured on one kind of machine ({machines.pop()})."
-    if None not in machines:
+    if len(machines) > 1 and None not in machines:
         return f"{said} Training times come from different machines ({'; '.join(sorted(machines))})."
     return said + (" Training times from different days may come from different machines." if len(days) > 1 else "")
 
