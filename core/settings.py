@@ -24,6 +24,9 @@ class TrainSettings:
     seed: int = 0  # initial weights, batch order, dropout and augmentation
     augment: bool = True  # a fresh random distortion of every training image each epoch (core.augment)
     augmentation: Augment = Augment()  # how strong those distortions may be
+    # sharpness-aware minimisation (Foret et al. 2021): each step's gradient is taken at the worst weights within
+    # this distance (to first order) and applied at the weights; 0 for plain steps. Two passes a batch.
+    sam: float = 0.0
 
 
 def with_training(settings, **changes):

@@ -152,3 +152,77 @@ def test_committed_artifacts_load_and_match_their_metrics(name, mnist):
     x_test = scale(data[1][0][:2000])
     pred = model.predict_proba(x_test).argmax(1)
     assert np.mean(pred == saved["pred"][:2000]) > 0.999
+
+
+def nudged_gradient_reference(model, x, y, rho):
+    """SAM's gradient the slow, obvious way: the gradient, a step of length rho along it, the gradient there."""
+    if model.name == "numpy_mlp":
+        grads = model.backward(*model.forward(x.reshape(len(x), -1)), y)
+        norm = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads.values()))
+        before = {k: v.copy() for k, v in model.params.items()}
+        for k in grads:
+            model.params[k] = (before[k] + rho * grads[k] / norm).astype(np.float32)
+        sharp = model.backward(*model.forward(x.reshape(len(x), -1)), y)
+        model.params = before
+        return sharp
+    import keras
+    import tensorflow as tf
+
+    weights = model.net.trainable_variables
+
+    def gradient():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, model.net(x, training=True)))
+        return [g.numpy() for g in tape.gradient(loss, weights)]
+
+    before = [w.numpy() for w in weights]
+    grads = gradient()
+    norm = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads))
+    for w, w0, g in zip(weights, before, grads):
+        w.assign(w0 + rho * g / norm)
+    sharp = gradient()
+    for w, w0 in zip(weights, before):
+        w.assign(w0)
+    return sharp
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_sam_step_applies_the_gradient_taken_at_the_nudged_weights(name):
+    """One SAM step from the same start equals the optimiser's plain step with the reference's nudged gradient,
+    and differs from the plain step with the gradient at the weights themselves."""
+    x, y = tiny_split(32, seed=4).x, tiny_split(32, seed=4).y.astype(np.int32)
+    drop = {} if name == "numpy_mlp" else {"dropout": 0.0}  # two passes must see the same network
+    settings = with_training(replace(model_class(name).Settings(), **drop), batch_size=32, seed=5, sam=0.5)
+    sam, ref, plain = (model_class(name)(settings) for _ in range(3))
+    if name != "numpy_mlp":  # plain SGD, so that a step's size shows its gradient's (Adam's first is lr * sign)
+        import keras
+
+        for m in (sam, ref, plain):
+            m.net.compile(optimizer=keras.optimizers.SGD(), loss="sparse_categorical_crossentropy")
+    sam.train_epoch(x, y, 0.05, np.random.default_rng(0))  # one batch: the whole of x
+    sharp = nudged_gradient_reference(ref, x, y, rho=0.5)
+    if name == "numpy_mlp":
+        ref.step(sharp, 0.05)
+        after, expected = sam.params, ref.params
+        plain.step(plain.backward(*plain.forward(x.reshape(32, -1)), y), 0.05)
+        unsharp = plain.params
+    else:
+        for m, g in ((ref, sharp), (plain, nudged_gradient_reference(plain, x, y, rho=0.0))):
+            m.net.optimizer.learning_rate.assign(0.05)
+            m.net.optimizer.apply_gradients(zip(g, m.net.trainable_variables))
+        after, expected, unsharp = ({i: w.numpy() for i, w in enumerate(m.net.trainable_variables)}
+                                    for m in (sam, ref, plain))
+    for k in after:
+        np.testing.assert_allclose(after[k], expected[k], rtol=1e-4, atol=1e-5, err_msg=str(k))
+    assert any(not np.allclose(after[k], unsharp[k], rtol=1e-4, atol=1e-5) for k in after)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_sam_training_learns_and_stops_when_asked(name):
+    model = make(name, epochs=3, augment=False, sam=0.05, lr=model_class(name).Settings().train.lr)
+    model.fit(tiny_split(256), tiny_split(64, seed=1))
+    assert model.history[-1]["loss"] < model.history[0]["loss"]
+    calls = []
+    model.train_epoch(tiny_split(3000).x, tiny_split(3000).y, 1e-3, np.random.default_rng(0),
+                      on_batch=lambda done: calls.append(done) or False)
+    assert model._stopped and len(calls) == 1 and 0 < calls[0] < 1
