@@ -229,3 +229,15 @@ def postgres_url(postgres_server):
         with admin.connect() as c:
             c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def no_job_left():
+    """Ends any training job a test leaves running. A test that fails while its job trains would leave the
+    job holding one of the server's training slots, and every later job test would then fail for want of
+    a slot: with this, one failure reads as one."""
+    yield
+    jobs = sys.modules.get("core.jobs")
+    for job in list(jobs._live) if jobs else []:
+        job.kill()
+        job.wait(60)

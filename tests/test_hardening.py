@@ -19,6 +19,8 @@ from PIL import Image, TiffImagePlugin
 
 from core.preprocess import MAX_DECODED_BYTES, ImageError, NoDigit, read_image, to_mnist
 
+pytestmark = pytest.mark.usefixtures("no_job_left")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -12,6 +12,8 @@ import pytest
 from core import jobs as live
 from core import worker
 
+pytestmark = pytest.mark.usefixtures("no_job_left")
+
 TIMEOUT = 180  # seconds; generous for a loaded 2-core machine, never reached when things work
 
 
