@@ -14,6 +14,7 @@ to the affine warp's source coordinates, so an image is still resampled only onc
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ class Augment:
     # canvas's anti-aliasing differ from MNIST's (docs/handwriting.md)
     ink_gamma: float = 0.0
 
+    def scaled(self, f: float) -> Augment:
+        """Every distortion at ``f`` times its strength; the styles' share, digits and the sevens' limit as they are."""
+        return dataclasses.replace(self, **{k: getattr(self, k) * f for k in SCALED})
+
+
+SCALED = ("rotate", "shear", "scale", "shift", "stroke", "aspect", "elastic", "ink_gamma")  # what ``scaled`` scales
 
 FIELDS = 512  # displacement fields in the bank; with 8 flips and transposes, 4,096 different wobbles
 SMOOTH = 4.0  # Gaussian smoothing of the fields, pixels (Simard et al.'s sigma for 28x28 digits)

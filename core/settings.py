@@ -27,6 +27,17 @@ class TrainSettings:
     # sharpness-aware minimisation (Foret et al. 2021): each step's gradient is taken at the worst weights within
     # this distance (to first order) and applied at the weights; 0 for plain steps. Two passes a batch.
     sam: float = 0.0
+    # the last ``gentle_share`` of the epochs see every distortion at ``gentle_strength`` times its strength:
+    # strong distortions early show a small network the range of hands, gentler ones late let it fit them
+    # (docs/handwriting.md, the seventeenth look). 0: the same strength throughout.
+    gentle_share: float = 0.0
+    gentle_strength: float = 0.5
+
+    def augmentation_at(self, epoch: int) -> Augment:
+        """The augmentation for epoch ``epoch`` (0-based) of this run of ``epochs``."""
+        if epoch < round(self.epochs * (1 - self.gentle_share)):
+            return self.augmentation
+        return self.augmentation.scaled(self.gentle_strength)
 
 
 def with_training(settings, **changes):

@@ -220,6 +220,22 @@ def test_training_settings_fill_fields_added_since_a_model_was_saved(own_artifac
                                        ["settings"]["train"]["augmentation"]["ink_gamma"])
 
 
+def test_training_says_where_the_distortions_turned_gentler(own_artifacts):
+    """A run whose last epochs saw gentler distortions gets a caption naming those epochs, from its own settings,
+    so a step in its training curve is not read as a sudden gain; a run without them is not named."""
+    for name, share in (("numpy_mlp", 0.3), ("lenet", 0.0)):
+        path = own_artifacts / name / "settings.json"
+        saved = json.loads(path.read_text())
+        saved["settings"]["train"] |= {"gentle_share": share, "gentle_strength": 0.25}
+        path.write_text(json.dumps(saved))
+    epochs = json.loads((own_artifacts / "numpy_mlp" / "settings.json").read_text())["settings"]["train"]["epochs"]
+    at = run("training")
+    assert_no_exception(at)
+    caption = next(c.value for c in at.caption if c.value.startswith("Gentler distortions"))
+    assert f"{TITLES['numpy_mlp']}'s epochs {round(epochs * 0.7) + 1}-{epochs} saw them at 0.25 times" in caption
+    assert TITLES["lenet"] not in caption
+
+
 # --- Results ---------------------------------------------------------------------------------------
 def test_results_table_agreement_and_vote_match_the_predictions(artifacts):
     at = run("results")

@@ -1,5 +1,7 @@
 """core.augment: augment's contract (shapes, range, determinism under a seed and any thread count)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -174,3 +176,26 @@ def test_seven_tip_keeps_a_sevens_bar_from_tipping_down_to_the_left():
     s7, s1 = np.array([slope(o) for o in out[:200]]), np.array([slope(o) for o in out[200:]])
     assert s7.min() > -0.02 and s7.max() > 0.2
     assert s1.min() < -0.2 and s1.max() > 0.2
+
+
+def test_scaled_scales_every_distortion_and_nothing_else():
+    from core.augment import SCALED
+
+    a = Augment(rotate=20, shear=0.15, scale=0.12, shift=2, stroke=0.5, styles=0.3, aspect=0.2, elastic=1.0,
+                style_digits="07", seven_tip=5, ink_gamma=0.7)
+    half = a.scaled(0.5)
+    for field in dataclasses.fields(Augment):
+        expected = getattr(a, field.name) * 0.5 if field.name in SCALED else getattr(a, field.name)
+        assert getattr(half, field.name) == pytest.approx(expected), field.name
+    assert a.scaled(1.0) == a
+    assert {"styles", "style_digits", "seven_tip"}.isdisjoint(SCALED)  # what a digit is taught, not how hard
+
+
+def test_gentler_augmentation_moves_strokes_less(images):
+    """Half the strength, from the same draws: each image moves less from where it was."""
+    a = Augment(rotate=20, shear=0.15, scale=0.12, shift=2, stroke=0)
+    x = np.repeat(images, 50, axis=0)
+    full = augment(x, np.random.default_rng(4), a)
+    half = augment(x, np.random.default_rng(4), a.scaled(0.5))
+    moved = lambda out: np.abs(out - x).sum((1, 2))
+    assert (moved(half) < moved(full)).mean() > 0.9

@@ -8,7 +8,7 @@ import pytest
 
 from core import MODELS, ArtifactError, load_models, model_class
 from core.data import Split
-from core.settings import with_training
+from core.settings import from_dict, to_dict, with_training
 
 EXPECTED_PARAMS = {
     "numpy_mlp": 784 * 128 + 128 + 128 * 10 + 10,
@@ -226,3 +226,23 @@ def test_sam_training_learns_and_stops_when_asked(name):
     model.train_epoch(tiny_split(3000).x, tiny_split(3000).y, 1e-3, np.random.default_rng(0),
                       on_batch=lambda done: calls.append(done) or False)
     assert model._stopped and len(calls) == 1 and 0 < calls[0] < 1
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_last_epochs_see_gentler_distortions(name, monkeypatch):
+    """``gentle_share`` 0.4 of 5 epochs: epochs 1-3 get the model's own augmentation, 4-5 it scaled by
+    ``gentle_strength``; without it every epoch gets the same."""
+    import core.models.base as base
+
+    seen = []
+    monkeypatch.setattr(base, "augment", lambda x, rng, a, labels=None: seen.append(a) or x)
+    own = model_class(name).Settings().train.augmentation
+    make(name, epochs=5, gentle_share=0.4, gentle_strength=0.25).fit(tiny_split(64), tiny_split(16, seed=1))
+    assert seen == [own] * 3 + [own.scaled(0.25)] * 2
+    seen.clear()
+    plain = make(name, epochs=5, gentle_share=0.0)
+    plain.fit(tiny_split(64), tiny_split(16, seed=1))
+    assert seen == [own] * 5
+    saved = to_dict(plain.settings)
+    del saved["train"]["gentle_share"], saved["train"]["gentle_strength"]  # saved before the fields existed
+    assert from_dict(type(plain.settings), saved) == plain.settings

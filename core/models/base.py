@@ -161,7 +161,7 @@ class Classifier:
                 pick = rng.random(len(styled_at)) < t.augmentation.styles
                 x = x.copy()
                 x[styled_at[pick]] = styled[pick]
-            x = augment(x, rng, t.augmentation, labels=train.y) if t.augment else x
+            x = augment(x, rng, t.augmentation_at(epoch), labels=train.y) if t.augment else x
             loss, acc = self.train_epoch(x, train.y, lr, rng, on_batch)
             seconds = time.perf_counter() - start
             p = self.predict_proba(val.x)

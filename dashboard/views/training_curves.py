@@ -38,6 +38,14 @@ for col, (what, (label, _, hint)) in zip(st.columns(2), CURVES.items()):
     col.plotly_chart(learning_curves(series, what, f"{label.split(' (')[0]} per epoch ({hint.lower()})",
                                      show_train=show_train, log=log_loss and what == "loss",
                                      zoom=what == "accuracy"), width="stretch")
+gentle = [(e.title, t["epochs"], round(t["epochs"] * (1 - t["gentle_share"])), t.get("gentle_strength", 0.5))
+          for e in entries.listed("settings", among=shown) for t in [e.settings.get("train", {})]
+          if t.get("gentle_share") and t.get("epochs") and t.get("augment", True)]
+if gentle:
+    st.caption("Gentler distortions at the end: " + "; ".join(
+        f"{title}'s epochs {start + 1}-{epochs} saw them at {strength:g} times the strength" for title, epochs, start,
+        strength in gentle) + ". Training accuracy steps up there because the digits got easier, not because the model "
+        "suddenly got better; validation digits are never distorted.")
 if EPOCHS >= 4:
     st.caption("The accuracy axis starts just below the second epoch's figures, so the first epoch may sit "
                "under it; double-click a chart to see every point.")
