@@ -5,7 +5,8 @@ together, applied to the same few MNIST training digits, as one PNG: the way to 
 every transformed digit still reads as itself. Columns: the digit, its style stroke (0, 1, 7; the
 four opened and closed, which training does not use),
 elastic distortion, aspect, rotation, slant, size, stroke width, ink tone, then everything at once at the
-strengths given (default: the models' strongest settings). Pillow only.
+strengths given (default: the models' strongest settings), and everything at the gentler strength the MLPs'
+last epochs use. Pillow only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.augment import Augment, augment
 from core.data import load_mnist, scale
+from core.settings import TrainSettings
 from core.styles import STYLES, close_four, open_four, reframe, restyle
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +28,7 @@ DEFAULT_OUT = ROOT / "docs" / "augmentations.png"
 DIGITS = (0, 1, 4, 7, 2, 3, 5, 9)  # the styled digits first, then ones often confused with them
 ZOOM = 3
 GAP = 4
+GENTLE = TrainSettings(epochs=1).gentle_strength  # the MLPs' last epochs see the distortions this much weaker
 OFF = Augment(rotate=0, shear=0, scale=0, shift=0, stroke=0, styles=0, aspect=0, elastic=0)
 
 
@@ -43,6 +46,7 @@ def columns(strength: Augment) -> list[tuple[str, Augment | None, int]]:
         ("stroke", one(stroke=1.0), 2),
         (f"ink tone {strength.ink_gamma or 0.7:g}", one(ink_gamma=strength.ink_gamma or 0.7), 2),
         ("all together", strength, 4),
+        (f"all x{GENTLE:g}: last epochs", strength.scaled(GENTLE), 3),
     ]
 
 
