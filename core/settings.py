@@ -33,9 +33,14 @@ class TrainSettings:
     gentle_share: float = 0.0
     gentle_strength: float = 0.5
 
+    @property
+    def gentle_from(self) -> int:
+        """The first (0-based) epoch at the gentler strength; ``epochs`` when there is none."""
+        return round(self.epochs * (1 - self.gentle_share))
+
     def augmentation_at(self, epoch: int) -> Augment:
         """The augmentation for epoch ``epoch`` (0-based) of this run of ``epochs``."""
-        if epoch < round(self.epochs * (1 - self.gentle_share)):
+        if epoch < self.gentle_from:
             return self.augmentation
         return self.augmentation.scaled(self.gentle_strength)
 

@@ -232,7 +232,7 @@ def test_training_says_where_the_distortions_turned_gentler(own_artifacts):
     at = run("training")
     assert_no_exception(at)
     caption = next(c.value for c in at.caption if c.value.startswith("Gentler distortions"))
-    assert f"{TITLES['numpy_mlp']}'s epochs {round(epochs * 0.7) + 1}-{epochs} saw them at 0.25 times" in caption
+    assert f"{TITLES['numpy_mlp']}, epochs {round(epochs * 0.7) + 1}-{epochs}, every distortion at 0.25 times" in caption
     assert TITLES["lenet"] not in caption
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from core.settings import TrainSettings, from_dict
 from dashboard import entries, ui
 from dashboard.charts import CURVES, epoch_axis, learning_curves
 
@@ -38,12 +39,21 @@ for col, (what, (label, _, hint)) in zip(st.columns(2), CURVES.items()):
     col.plotly_chart(learning_curves(series, what, f"{label.split(' (')[0]} per epoch ({hint.lower()})",
                                      show_train=show_train, log=log_loss and what == "loss",
                                      zoom=what == "accuracy"), width="stretch")
-gentle = [(e.title, t["epochs"], round(t["epochs"] * (1 - t["gentle_share"])), t.get("gentle_strength", 0.5))
-          for e in entries.listed("settings", among=shown) for t in [e.settings.get("train", {})]
-          if t.get("gentle_share") and t.get("epochs") and t.get("augment", True)]
+
+
+def train_settings(settings: dict) -> TrainSettings | None:
+    """A run's training settings as the class has them, or None where they cannot be read (shown as saved below)."""
+    try:
+        return from_dict(TrainSettings, settings.get("train"))
+    except (TypeError, ValueError):
+        return None
+
+
+gentle = [(e.title, t.epochs, t.gentle_from, t.gentle_strength) for e in entries.listed("settings", among=shown)
+          for t in [train_settings(e.settings)] if t is not None and t.augment and t.gentle_from < t.epochs]
 if gentle:
     st.caption("Gentler distortions at the end: " + "; ".join(
-        f"{title}'s epochs {start + 1}-{epochs} saw them at {strength:g} times the strength" for title, epochs, start,
+        f"{title}, epochs {start + 1}-{epochs}, every distortion at {strength:g} times its strength" for title, epochs, start,
         strength in gentle) + ". Training accuracy steps up there because the digits got easier, not because the model "
         "suddenly got better; validation digits are never distorted.")
 if EPOCHS >= 4:
