@@ -126,6 +126,7 @@ def check_metrics(m, name: str | None = None) -> None:
     _number(m, "train_seconds", 0)
     _number(m, "epochs", 1, integer=True, optional=True)
     _number(m, "train_size", 1, integer=True, optional=True)
+    _number(m, "tta_test_accuracy", 0, 1, optional=True)  # absent before test-time augmentation was the default
     cm = _array(m.get("confusion"), (10, 10), "f", 0, n, "'confusion'")
     _need(bool((cm == np.round(cm)).all()) and int(cm.sum()) == n, f"'confusion' does not count the {n:,} test digits")
     _array(m.get("per_class_accuracy"), (10,), "f", 0, 1, "'per_class_accuracy'")
@@ -139,6 +140,9 @@ def check_metrics(m, name: str | None = None) -> None:
                 _number(cal, key, 0)
             for key in ("val_ece_before", "val_ece_after", "test_ece_before", "test_ece_after"):
                 _number(cal, key, 0, 1)
+            _number(cal, "tta_temperature", 0.01, 100, optional=True)
+            for key in ("val_ece_tta_before", "val_ece_tta_after", "test_ece_tta_after"):
+                _number(cal, key, 0, 1, optional=True)
         except ValueError as e:
             raise ValueError(f"'calibration': {e}") from None
     _need(int(n - np.trace(cm)) == errors, f"'errors' is {errors} but the confusion matrix has {int(n - np.trace(cm))}")

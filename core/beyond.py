@@ -4,9 +4,12 @@ Two development sets that the project never trains on (README.md in the data fol
 UNIPEN pen-tablet digits (strokes, 41 writers) and USPS postal scans (16x16). Each digit is
 rendered the way the app receives real input and goes through exactly the Draw page's path,
 ``core.predict.predict_image``: a canvas array or an uploaded file's bytes, ``read_image`` for
-files, then ``to_mnist``; the models then read the prepared digits in batches.
+files, then ``to_mnist``; the models then read the prepared digits in batches, as the Draw page
+does: each digit and its ``TTA_WARPS`` views, averaged (``Model.tta_proba``), or once with
+``--one-reading`` (as the Results page's MNIST figures are read). The MNIST test accuracy recorded
+beside is read the same way.
 
-    python -m core.beyond [--data-dir DIR] [--out ARTIFACTS_DIR] [--limit N] [--seed S]
+    python -m core.beyond [--data-dir DIR] [--out ARTIFACTS_DIR] [--limit N] [--seed S] [--one-reading]
 
     from core import load_models
     from core import beyond
@@ -57,6 +60,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core.models import MODELS, SPECS
+from core.pixels import TTA_WARPS
 from core.predict import predict_image
 from core.preprocess import NoDigit
 from core.stats import wilson
@@ -382,9 +386,11 @@ def prepare(data: dict, cond: Condition, indices, seed: int = 0, progress: Calla
     return x, no_digit, polarity.astype(str)
 
 
-def predict(models: dict, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Each model's answers for prepared digits, in batches: int (n,) per model."""
-    return {name: np.asarray(model.predict_proba(x), np.float64).argmax(1) for name, model in models.items()}
+def predict(models: dict, x: np.ndarray, tta: bool = True) -> dict[str, np.ndarray]:
+    """Each model's answers for prepared digits, in batches: int (n,) per model; ``tta``: as the Draw
+    page reads them (each digit and its warped views, averaged), else once."""
+    read = (lambda m: m.tta_proba(x, calibrated=False)) if tta else (lambda m: m.predict_proba(x))
+    return {name: np.asarray(read(model), np.float64).argmax(1) for name, model in models.items()}
 
 
 # --- counting ---------------------------------------------------------------------------------------
@@ -482,14 +488,15 @@ def gallery_arrays(names, parts: list[dict]) -> dict[str, np.ndarray]:
 
 def measure(models: dict, data_dir=None, limit: int | None = None, seed: int = 0, writers: Iterable[str] | None = None,
             sets: Iterable[str] | None = None, mnist: dict | None = None, gallery: int = GALLERY,
-            log: Callable[[str], None] | None = None) -> dict:
+            log: Callable[[str], None] | None = None, tta: bool = True) -> dict:
     """Each model's counts on each set and condition: the content of ``beyond.json`` plus ``"gallery"``.
 
     ``models``: name -> model (``core.load_models()``). ``limit``: at most this many digits per set,
     balanced across the classes (default: all). ``writers``: UNIPEN writer ids to keep (see
     ``split_writers``); USPS has none, so it is left out unless ``sets`` says otherwise, which is
     refused. ``mnist``: name -> {"mnist_test_accuracy", "mnist_test_size", "mnist_errors"} to
-    record beside. ``result["gallery"]`` holds the misread digits' arrays (``beyond.npz``'s keys).
+    record beside (``mnist_figures``, read the same way). ``tta``: read as the Draw page does, with
+    test-time augmentation (``predict``); False reads each digit once. ``result["gallery"]`` holds the misread digits' arrays (``beyond.npz``'s keys).
     Raises DataMissing or DataError; ValueError for writer ids the data does not hold.
     """
     log = log or (lambda s: None)
@@ -520,7 +527,7 @@ def measure(models: dict, data_dir=None, limit: int | None = None, seed: int = 0
                     f"{time.perf_counter() - started:.1f} s")
 
             x, no_digit, polarity = prepare(data[s], cond, indices, seed, progress)
-            preds = predict(models, x)
+            preds = predict(models, x, tta)
             y = labels[indices]
             writer = data[s]["writer"][indices] if "writer" in data[s] else None
             entry = score(cond, y, no_digit, polarity, preds, writer)
@@ -545,7 +552,7 @@ def measure(models: dict, data_dir=None, limit: int | None = None, seed: int = 0
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
         "settings": {
-            "seed": seed, "limit": limit, "writers": sorted(set(wanted)) if wanted is not None else None,
+            "seed": seed, "limit": limit, "tta": tta, "writers": sorted(set(wanted)) if wanted is not None else None,
             "sets": list(sets), "canvas": CANVAS, "supersample": SUPERSAMPLE, "pen": list(PEN),
             "pen_ratio": list(PEN_RATIO), "margin": MARGIN, "large_jitter": LARGE_JITTER,
             "usps_upload": USPS_UPLOAD, "gallery_per_condition": gallery,
@@ -559,15 +566,22 @@ def measure(models: dict, data_dir=None, limit: int | None = None, seed: int = 0
     }
 
 
-def mnist_figures(folder=None, names=MODELS) -> dict:
+def mnist_accuracy(metrics: dict, tta: bool = True) -> float:
+    """A model's MNIST test accuracy from its metrics.json, read as ``measure(tta=...)`` reads: test-time
+    augmented where the model was calibrated for it, else its one reading."""
+    return metrics.get("tta_test_accuracy", metrics["test_accuracy"]) if tta else metrics["test_accuracy"]
+
+
+def mnist_figures(folder=None, names=MODELS, tta: bool = True) -> dict:
     """Each model's MNIST test accuracy, size and errors from its metrics.json, for side-by-side."""
     from core import artifacts
 
     out = {}
     for n in names:
         m = artifacts.read("metrics", n, folder)
-        out[n] = {"mnist_test_accuracy": m["test_accuracy"], "mnist_test_size": m["test_size"],
-                  "mnist_errors": m["errors"]}
+        acc = mnist_accuracy(m, tta)
+        out[n] = {"mnist_test_accuracy": acc, "mnist_test_size": m["test_size"],
+                  "mnist_errors": round((1 - acc) * m["test_size"])}
     return out
 
 
@@ -582,7 +596,7 @@ def save(result: dict, out=None) -> Path:
     folder = artifacts.artifacts_dir(out)
     lacking = [n for n, info in report["models"].items() if "mnist_test_accuracy" not in info]
     if lacking:
-        figures = mnist_figures(folder, lacking)
+        figures = mnist_figures(folder, lacking, report["settings"].get("tta", True))
         report["models"] = {n: {**info, **figures.get(n, {})} for n, info in report["models"].items()}
     with artifacts.staging(folder) as tmp:
         artifacts.FILES["beyond"].check(report)
@@ -651,7 +665,16 @@ def table(result: dict, writers: Iterable[str] | None = None) -> str:
         # no interval: pooled, each digit counts twice (once per size), and the two readings are not independent
         lines.append(f"UNIPEN tune / check: {tune} / {check} writers (split_writers, seed 0), both sizes pooled.")
     lines.append("Accuracy [95% Wilson interval] and, after it, points gained (+) or lost (-) against MNIST test.")
+    lines.append(reading(result))
     return "\n".join(lines)
+
+
+def reading(result: dict) -> str:
+    """How the models read the digits of ``result``, in a sentence."""
+    if result["settings"].get("tta", False):
+        return (f"Read as the Draw page reads: each digit and {len(TTA_WARPS) - 1} small warps of it (turned, "
+                "slanted), the probabilities averaged (test-time augmentation); MNIST test read the same way.")
+    return "Read once per digit, without test-time augmentation; MNIST test read the same way."
 
 
 # --- the command ---------------------------------------------------------------------------------------
@@ -675,6 +698,8 @@ def main(argv=None) -> int:
                    "the results go (default: $MNIST_ARTIFACTS, else artifacts/)")
     p.add_argument("--limit", type=_limit, help="at most N digits per set, balanced across the classes (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for sizes, pens, positions and polarity (default 0)")
+    p.add_argument("--one-reading", dest="tta", action="store_false",
+                   help="read each digit once, without the Draw page's test-time augmentation")
     args = p.parse_args(argv)
 
     from core import ArtifactError, artifacts, load_models
@@ -688,15 +713,16 @@ def main(argv=None) -> int:
     out = artifacts.artifacts_dir(args.out)
     try:
         models = load_models(out)
-        mnist = mnist_figures(out, list(models))
+        mnist = mnist_figures(out, list(models), args.tta)
     except ArtifactError as e:
         err(f"error: cannot load the models: {e}")
         return 2
-    err(f"Measuring {', '.join(models)} on handwriting beyond MNIST (seed {args.seed}"
+    err(f"Measuring {', '.join(models)} on handwriting beyond MNIST ("
+        f"{'as the Draw page reads, test-time augmented' if args.tta else 'one reading'}, seed {args.seed}"
         f"{f', at most {args.limit:,} digits per set' if args.limit else ', every digit'})...")
     started = time.perf_counter()
     try:
-        result = measure(models, args.data_dir, args.limit, args.seed, mnist=mnist, log=err)
+        result = measure(models, args.data_dir, args.limit, args.seed, mnist=mnist, log=err, tta=args.tta)
         folder = save(result, out)
     except (DataMissing, DataError, ArtifactError) as e:
         err(f"error: {e}")

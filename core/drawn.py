@@ -12,6 +12,7 @@ to its plain MNIST test accuracy:
     python -m core.drawn [--artifacts DIR] [--n 2000] [--seed 0] [--json OUT] [--detail]
     python -m core.drawn --no-stroke          # the same, with to_mnist's stroke normalisation off
     python -m core.drawn --split val --n 5000 # drawn from the validation images instead
+    python -m core.drawn --one-reading        # each digit read once, without test-time augmentation
 
 Progress (digits drawn, seconds so far) goes to stderr about every 10%: all
 10,000 test digits take the better part of a minute.
@@ -183,8 +184,11 @@ def source_digits(data, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool = True, data=None, log=print,
-             split: str = "test") -> dict:
+             split: str = "test", tta: bool = True) -> dict:
     """Accuracy of each model on the plain MNIST ``split``, and on it drawn, via to_mnist and via naive.
+
+    ``tta``: every digit, plain or drawn, is read as the Draw page reads it, with test-time
+    augmentation (``Model.tta_proba``); False reads each once.
 
     (The keys say "mnist_test" for either split; ``result["split"]`` says which it was.)
     """
@@ -201,12 +205,13 @@ def evaluate(models: dict, n: int = 2000, seed: int = 0, normalize_stroke: bool 
     log(f"Drew and prepared {len(plans):,} digits in {time.perf_counter() - start:.1f} s.")
     labels = y_test[[d.index for d in plans]]
     slices = _slices(plans)
-    result = {"n": len(plans), "seed": seed, "split": split, "normalize_stroke": normalize_stroke, "no_digit": int(no_digit.sum()),
-              "models": {}}
+    result = {"n": len(plans), "seed": seed, "split": split, "normalize_stroke": normalize_stroke, "tta": tta,
+              "no_digit": int(no_digit.sum()), "models": {}}
     for name, model in models.items():
-        test_pred = model.predict_proba(x_test.astype(np.float32) / 255).argmax(1)
-        right = (model.predict_proba(prepared).argmax(1) == labels) & ~no_digit
-        naive_right = model.predict_proba(baseline).argmax(1) == labels
+        read = (lambda x: model.tta_proba(x, calibrated=False)) if tta else model.predict_proba  # noqa: B023
+        test_pred = read(x_test.astype(np.float32) / 255).argmax(1)
+        right = (read(prepared).argmax(1) == labels) & ~no_digit
+        naive_right = read(baseline).argmax(1) == labels
         result["models"][name] = {
             "mnist_test": float(np.mean(test_pred == y_test)),
             "mnist_same_digits": float(np.mean(test_pred[[d.index for d in plans]] == labels)),
@@ -225,7 +230,9 @@ def table(result: dict, detail: bool = False) -> str:
     lines = [
         (f"Drawn digits: {result['n']:,} MNIST {split} digits redrawn on {CANVAS}x{CANVAS} canvases (seed {result['seed']}, "
          f"stroke normalisation {'on' if result['normalize_stroke'] else 'off'}); "
-         f"{result['no_digit']} gave no digit."),
+         f"{result['no_digit']} gave no digit. "
+         + ("Read as the Draw page reads, with test-time augmentation, plain and drawn alike."
+            if result.get("tta") else "Read once per digit, plain and drawn alike.")),
         "",
         f"{'model':<26}{'MNIST ' + result.get('split', 'test'):>11}{'drawn, to_mnist':>19}{'drawn, naive':>14}{'  (same digits plain)':>22}",
     ]
@@ -264,6 +271,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-stroke", action="store_true", help="measure with to_mnist's stroke normalisation off")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="draw test digits (default; for reporting) or validation digits (for making choices)")
+    p.add_argument("--one-reading", dest="tta", action="store_false",
+                   help="read each digit once, without the Draw page's test-time augmentation")
     args = p.parse_args(argv)
 
     from core import ArtifactError, load_models
@@ -279,7 +288,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     result = evaluate(models, args.n, args.seed, not args.no_stroke, data, log=lambda s: print(s, file=sys.stderr),
-                      split=args.split)
+                      split=args.split, tta=args.tta)
     print(table(result, args.detail))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

@@ -41,7 +41,8 @@ def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Ev
     """Test-set metrics, predictions and misclassified examples for one trained model.
 
     ``calibration`` is what ``model.calibrate(val)`` returned, if it was called; the test
-    set's calibration error before and after is added to it here. ``extra`` (training time,
+    set's calibration error before and after is added to it here, and, for a model with a
+    ``tta_temperature``, the accuracy and calibration error of its test-time augmented reading. ``extra`` (training time,
     epochs, training-set size...) is added to the metrics. Probabilities are saved raw,
     so the calibration can be recomputed from them and the temperature.
     """
@@ -65,10 +66,7 @@ def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Ev
         "single_image_ms": single_image_ms(model, test.x),
         **extra,
     }
-    if calibration is not None and model.temperature is not None:
-        metrics["calibration"] = calibration | {
-            "test_ece_before": ece(probs, test.y), "test_ece_after": ece(temper(probs, model.temperature), test.y),
-        }
+    metrics |= test_calibration(model, test, probs, calibration)
     predictions = {"probs": probs.astype(np.float16), "pred": pred, "label": test.y.astype(np.uint8)}
     misclassified = {
         "index": wrong.astype(np.int32),
@@ -78,6 +76,23 @@ def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Ev
         "probs": probs[wrong].astype(np.float32),
     }
     return Evaluation(metrics, predictions, misclassified)
+
+
+def test_calibration(model, test: Split, probs: np.ndarray, calibration: dict | None) -> dict:
+    """The metrics' entries about the fitted temperatures: "calibration" (``calibration`` plus the test
+    set's calibration error before and after) and, for a model with a ``tta_temperature``,
+    "tta_test_accuracy", the Draw page's test-time augmented reading, with its calibration error."""
+    out = {}
+    if calibration is not None and model.temperature is not None:
+        out["calibration"] = calibration | {
+            "test_ece_before": ece(probs, test.y), "test_ece_after": ece(temper(probs, model.temperature), test.y),
+        }
+    if model.tta_temperature is not None:
+        averaged = model.tta_proba(test.x)
+        out["tta_test_accuracy"] = accuracy(averaged, test.y)
+        if "calibration" in out:
+            out["calibration"]["test_ece_tta_after"] = ece(averaged, test.y)
+    return out
 
 
 def seed_row(seed: int, metrics: dict, predictions: dict) -> dict:

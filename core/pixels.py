@@ -1,7 +1,8 @@
 """The 28x28 pixel grid and the two operations every part of the project does to digits on it:
 bilinear resampling through an affine map (``affine``, ``warp``) and changing the stroke width
-(``morph``). Augmentation, preprocessing and the robustness explorer all use these, so a digit
-is distorted, thickened or thinned the same way wherever it happens. NumPy only.
+(``morph``). Augmentation, preprocessing, test-time augmentation (``views``) and the robustness
+explorer all use these, so a digit is distorted, thickened or thinned the same way wherever it
+happens. NumPy only.
 """
 
 from __future__ import annotations
@@ -80,3 +81,21 @@ def morph(x: np.ndarray, width: int) -> np.ndarray:
         p = np.pad(x, [*lead, (0, 1), (0, 1)])
         x = op(op(p[..., :-1, :-1], p[..., 1:, :-1]), op(p[..., :-1, 1:], p[..., 1:, 1:]))
     return x
+
+
+# Test-time augmentation: the digit as drawn plus small warps a hand makes anyway, (rotation degrees,
+# slant, relative size). A model that reads all of them and averages (``Model.tta_proba``) answers for
+# the digit a little turned or slanted as well as for the one drawn (docs/handwriting.md).
+TTA_WARPS = ((0, 0, 0), (-8, 0, 0), (8, 0, 0), (0, -0.15, 0), (0, 0.15, 0))
+
+
+def views(x: np.ndarray, warps=TTA_WARPS) -> np.ndarray:
+    """Digits (n, 28, 28) -> (n, len(warps), 28, 28): each digit and its warped copies, about the centre."""
+    x = np.asarray(x, np.float32)
+    m = np.zeros((len(warps), 2, 3), np.float32)
+    for k, (deg, shear, size) in enumerate(warps):
+        c, s = np.cos(np.deg2rad(deg)) / (1 + size), np.sin(np.deg2rad(deg)) / (1 + size)
+        m[k] = [[c, s + shear, 13.5], [-s, c, 13.5]]
+    n, k = len(x), len(warps)
+    out = affine(np.repeat(x, k, 0), np.tile(m, (n, 1, 1)))
+    return np.clip(out, 0, 1).reshape(n, k, SIZE, SIZE)

@@ -6,7 +6,7 @@
     result["image"]                                # float32 (28, 28): what the models saw
     result["predictions"]["lenet"]["digit"]        # int; ["probs"] is float (10,)
     result["unusual"]                              # None, or why it does not look like a single digit
-    predict_image(image, models, tta=True)         # test-time augmentation: averaged over small warps
+    predict_image(image, models, tta=False)        # one reading, without test-time augmentation
 
     python -m core.predict IMAGE [IMAGE ...] [--json] [--artifacts DIR]
 
@@ -27,27 +27,17 @@ import sys
 import numpy as np
 
 from core.ood import unlike_a_digit
-from core.pixels import affine
+from core.pixels import TTA_WARPS, views
 from core.preprocess import ImageError, NoDigit, read_image, to_mnist
 
 __all__ = ["TTA_WARPS", "agreement", "main", "predict_image", "tta_views"]
 
-# Test-time augmentation: the digit as drawn plus small warps a hand makes anyway, (rotation degrees,
-# slant, relative size); each model's probabilities are averaged over them. Off by default: on the
-# development sets it moved accuracy by less than its noise (docs/handwriting.md) and costs 5x the model time.
-TTA_WARPS = ((0, 0, 0), (-8, 0, 0), (8, 0, 0), (0, -0.15, 0), (0, 0.15, 0))
-
-
 def tta_views(x: np.ndarray, warps=TTA_WARPS) -> np.ndarray:
     """One prepared digit (28, 28) -> (len(warps), 28, 28): itself and its warped copies, about the centre."""
-    m = np.zeros((len(warps), 2, 3), np.float32)
-    for k, (deg, shear, size) in enumerate(warps):
-        c, s = np.cos(np.deg2rad(deg)) / (1 + size), np.sin(np.deg2rad(deg)) / (1 + size)
-        m[k] = [[c, s + shear, 13.5], [-s, c, 13.5]]
-    return np.clip(affine(np.repeat(np.asarray(x, np.float32)[None], len(warps), 0), m), 0, 1)
+    return views(np.asarray(x, np.float32)[None], warps)[0]
 
 
-def predict_image(image, models: dict, calibrated: bool = True, tta: bool = False) -> dict:
+def predict_image(image, models: dict, calibrated: bool = True, tta: bool = True) -> dict:
     """Preprocess one image and ask every model; raises NoDigit or ImageError.
 
     ``calibrated``: probabilities after each model's temperature scaling (fitted on validation
@@ -60,17 +50,22 @@ def predict_image(image, models: dict, calibrated: bool = True, tta: bool = Fals
     image does not look like a single digit (``core.ood``), when it does not. Keeps no state, so
     concurrent sessions may share the models.
 
-    ``tta``: each model reads the digit and its ``TTA_WARPS`` copies in one batch and answers with
-    the mean of the probabilities (still summing to 1); "image" stays the unwarped digit.
+    ``tta`` (test-time augmentation, on by default): each model reads the digit and its ``TTA_WARPS``
+    copies in one batch and answers with the mean of the probabilities, tempered by the temperature
+    fitted to that reading (``Model.tta_proba``); "image" stays the unwarped digit. It reads people's
+    drawings a little better, and costs about 1 ms for all three models (docs/handwriting.md).
+    ``tta=False`` reads the digit once, as the Results page's figures do.
     """
     if isinstance(image, (bytes, bytearray, memoryview, str, os.PathLike)):
         image = read_image(image)
     x = to_mnist(image)
-    batch = tta_views(x) if tta else x[None]
     predictions = {}
     for name, model in models.items():
-        read = model.calibrated_proba if calibrated else model.predict_proba
-        probs = np.asarray(read(batch), np.float64).mean(0)
+        if tta:
+            probs = model.tta_proba(x[None], calibrated)[0]
+        else:
+            probs = (model.calibrated_proba if calibrated else model.predict_proba)(x[None])[0]
+        probs = np.asarray(probs, np.float64)
         predictions[name] = {"digit": int(probs.argmax()), "probs": probs}
     return {"image": x, "predictions": predictions, "unusual": unlike_a_digit(x)}
 

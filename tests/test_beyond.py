@@ -165,13 +165,14 @@ def test_batched_answers_equal_predict_image(data, committed_models, name):
     for cond in beyond.CONDITIONS:
         indices = beyond.select(data[cond.set]["label"], 30, seed=0)
         x, no_digit, _ = beyond.prepare(data[cond.set], cond, indices)
-        batched = beyond.predict(model, x)[name]
         assert not no_digit.any()
-        for j, i in enumerate(indices):
-            image, _ = beyond.render(data[cond.set], cond, int(i))
-            one = predict_image(image, model)
-            np.testing.assert_array_equal(one["image"], x[j])
-            assert one["predictions"][name]["digit"] == batched[j]
+        for tta in (True, False):  # read as the Draw page reads (the default), and once
+            batched = beyond.predict(model, x, tta)[name]
+            for j, i in enumerate(indices):
+                image, _ = beyond.render(data[cond.set], cond, int(i))
+                one = predict_image(image, model, tta=tta)
+                np.testing.assert_array_equal(one["image"], x[j])
+                assert one["predictions"][name]["digit"] == batched[j]
 
 
 # --- measure ---------------------------------------------------------------------------------------------
@@ -364,8 +365,9 @@ def test_committed_results_pass_their_checks():
     g = artifacts.read("beyond_gallery", folder=COMMITTED)
     assert list(b["models"]) == list(MODELS) == g["models"].tolist()
     assert (COMMITTED / "beyond.npz").stat().st_size < 1_000_000
-    for name in MODELS:  # the MNIST figures beside them are the committed models' own
-        assert b["models"][name]["mnist_test_accuracy"] == artifacts.read("metrics", name, COMMITTED)["test_accuracy"]
+    for name in MODELS:  # the MNIST figures beside them are the committed models' own, read the same way
+        m = artifacts.read("metrics", name, COMMITTED)
+        assert b["models"][name]["mnist_test_accuracy"] == m["tta_test_accuracy" if b["settings"]["tta"] else "test_accuracy"]
     assert all(r["n"] == f["digits"] for r in b["results"] for f in [b["data"][beyond.DATA_FILES[r["set"]]]])
 
 
@@ -440,7 +442,7 @@ def test_an_interrupted_write_leaves_the_previous_results(data, artifacts_copy, 
     result = beyond.measure({"lenet": committed_models["lenet"]}, limit=10)  # no MNIST figures: save adds them
     beyond.save(result, artifacts_copy)
     saved = artifacts.read("beyond", folder=artifacts_copy)["models"]["lenet"]
-    assert saved["mnist_test_accuracy"] == artifacts.read("metrics", "lenet", artifacts_copy)["test_accuracy"]
+    assert saved["mnist_test_accuracy"] == artifacts.read("metrics", "lenet", artifacts_copy)["tta_test_accuracy"]
     before = (artifacts_copy / "beyond.json").read_bytes()
     real_write = artifacts.write
 

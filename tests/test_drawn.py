@@ -1,5 +1,6 @@
 """python -m core.drawn as a command: --n is refused outside 1 to the split's size with an argparse
-error, and a run reports its progress on stderr while it draws."""
+error, a run reports its progress on stderr while it draws, and plain MNIST is read the way the
+drawings are."""
 
 import re
 from pathlib import Path
@@ -55,3 +56,16 @@ def test_prepare_reports_about_every_tenth_and_the_last(mnist):
     calls = []
     prepare(x_test, plan(15, 0, len(x_test)), progress=lambda done, total: calls.append((done, total)))
     assert calls == [(k, 15) for k in (2, 4, 6, 8, 10, 12, 14, 15)]
+
+
+@pytest.mark.parametrize("tta, key", [(True, "tta_test_accuracy"), (False, "test_accuracy")])
+def test_plain_mnist_is_read_the_way_the_drawings_are(mnist, committed_models, tta, key):
+    """The figure the drawn digits are held against is MNIST test read the same way: with the Draw page's
+    test-time augmentation (the default) or once, as metrics.json recorded each."""
+    from core import artifacts
+    from core.drawn import evaluate
+
+    model = {"numpy_mlp": committed_models["numpy_mlp"]}
+    r = evaluate(model, n=20, data=mnist, log=lambda s: None, tta=tta)
+    assert r["tta"] is tta
+    assert r["models"]["numpy_mlp"]["mnist_test"] == artifacts.read("metrics", "numpy_mlp")[key]

@@ -196,11 +196,43 @@ def test_temperature_is_fitted_saved_and_used(tiny_artifacts, mnist, name):
     np.testing.assert_array_equal(raw.argmax(1), calibrated.argmax(1))  # the answer never changes
     for r, c in zip(raw[:5], calibrated[:5]):
         np.testing.assert_allclose(c, temper_by_hand(r, model.temperature), atol=1e-5)
-    result = predict_image(np.pad(mnist[1][0][0], 40), {name: model})
-    uncalibrated = predict_image(np.pad(mnist[1][0][0], 40), {name: model}, calibrated=False)
-    assert result["predictions"][name]["digit"] == uncalibrated["predictions"][name]["digit"]
-    np.testing.assert_allclose(result["predictions"][name]["probs"],
-                               temper_by_hand(uncalibrated["predictions"][name]["probs"], model.temperature), atol=1e-5)
+    for tta, t in ((False, model.temperature), (True, model.tta_temperature)):
+        result = predict_image(np.pad(mnist[1][0][0], 40), {name: model}, tta=tta)
+        uncalibrated = predict_image(np.pad(mnist[1][0][0], 40), {name: model}, calibrated=False, tta=tta)
+        assert result["predictions"][name]["digit"] == uncalibrated["predictions"][name]["digit"]
+        np.testing.assert_allclose(result["predictions"][name]["probs"],
+                                   temper_by_hand(uncalibrated["predictions"][name]["probs"], t), atol=1e-5)
+
+
+def tta_by_hand(model, x28: np.ndarray) -> np.ndarray:
+    """Test-time augmentation the slow way: each warp built from its angle and slant, one image at a time."""
+    from core.pixels import TTA_WARPS, affine
+
+    total = np.zeros(10)
+    for deg, shear, size in TTA_WARPS:
+        c, s = math.cos(math.radians(deg)) / (1 + size), math.sin(math.radians(deg)) / (1 + size)
+        view = np.clip(affine(x28[None].astype(np.float32), np.array([[c, s + shear, 13.5], [-s, c, 13.5]])), 0, 1)
+        total += model.predict_proba(view)[0]
+    return total / len(TTA_WARPS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_draw_pages_reading_has_its_own_fitted_temperature(tiny_artifacts, mnist, name):
+    model = load_models(tiny_artifacts, [name])[name]
+    metrics = art.read("metrics", name, tiny_artifacts)
+    cal = metrics["calibration"]
+    assert model.tta_temperature == pytest.approx(cal["tta_temperature"])
+    assert cal["val_ece_tta_before"] >= 0 and 0 <= cal["test_ece_tta_after"] <= 1
+    x = scale(mnist[1][0][:40])
+    raw = model.tta_proba(x, calibrated=False)
+    for i in range(3):  # the mean over the views, against one built by hand
+        np.testing.assert_allclose(raw[i], tta_by_hand(model, x[i]), atol=1e-5)
+    np.testing.assert_allclose(model.tta_proba(x), np.stack([temper_by_hand(r, model.tta_temperature) for r in raw]),
+                               atol=1e-5)
+    test_x, test_y = scale(mnist[1][0]), mnist[1][1]
+    right = sum(int((model.tta_proba(test_x[i:i + 2000]).argmax(1) == test_y[i:i + 2000]).sum())
+                for i in range(0, len(test_y), 2000))
+    assert metrics["tta_test_accuracy"] == pytest.approx(right / len(test_y))
 
 
 def test_a_model_saved_without_a_temperature_answers_raw(own_artifacts, mnist):
@@ -212,6 +244,11 @@ def test_a_model_saved_without_a_temperature_answers_raw(own_artifacts, mnist):
     x = scale(mnist[1][0][:5])
     assert model.temperature is None
     np.testing.assert_array_equal(model.calibrated_proba(x), model.predict_proba(x))
+    del meta["tta_temperature"]
+    path.write_text(json.dumps(meta))
+    model = load_models(own_artifacts, ["numpy_mlp"])["numpy_mlp"]
+    assert model.tta_temperature is None  # saved before test-time augmentation had a temperature: raw means
+    np.testing.assert_array_equal(model.tta_proba(x), model.tta_proba(x, calibrated=False))
     meta["temperature"] = -1
     path.write_text(json.dumps(meta))
     with pytest.raises(art.ArtifactError, match="temperature"):

@@ -11,7 +11,8 @@ A model supplies its ``Settings`` dataclass (architecture fields plus ``train: T
     num_params(), multiply_adds(), _save_weights(folder), _load_weights(folder)
 
 ``temperature`` (None until ``calibrate`` fits it on held-out digits) is saved beside the
-settings; ``calibrated_proba`` applies it. MLPs add ``first_layer_weights()``, the CNN ``conv_filters(layer)``; ``kind`` says which.
+settings; ``calibrated_proba`` applies it. ``tta_proba`` reads each digit and its ``TTA_WARPS``
+views and averages, tempered by ``tta_temperature``, fitted the same way to that reading. MLPs add ``first_layer_weights()``, the CNN ``conv_filters(layer)``; ``kind`` says which.
 This module never imports TensorFlow.
 """
 
@@ -30,6 +31,7 @@ from core.artifacts import ArtifactError, read_json
 from core.augment import augment
 from core.data import Split
 from core.metrics import accuracy, cross_entropy
+from core.pixels import views
 from core.settings import from_dict, to_dict
 from core.stats import ece, fit_temperature, nll, temper
 from core.styles import styled_pool
@@ -61,6 +63,7 @@ class Classifier:
         self.settings = settings if settings is not None else self.Settings()
         self.history: list[dict] = []
         self.temperature: float | None = None  # temperature scaling, fitted on validation digits (calibrate)
+        self.tta_temperature: float | None = None  # the same, for the averaged test-time readings (tta_proba)
         self._stopped = False  # set by train_epoch when on_batch asks to stop
 
     # --- what each model implements ------------------------------------------------------
@@ -123,16 +126,37 @@ class Classifier:
         probs = self.predict_proba(x)
         return probs if self.temperature is None else temper(probs, self.temperature)
 
+    def tta_proba(self, x: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Test-time augmentation: the mean of the probabilities for each digit and its ``TTA_WARPS``
+        views, read in one batch, (n, 28, 28) -> (n, 10).
+
+        Averaging softens the answer, so it has a temperature of its own (``tta_temperature``,
+        fitted by ``calibrate``; below 1, it sharpens). Raw averages for a model saved without one.
+        """
+        x = as_batch(x)
+        v = views(x)
+        n, k = v.shape[:2]
+        probs = self.predict_proba(v.reshape(n * k, 28, 28)).reshape(n, k, 10).mean(1)
+        if calibrated and self.tta_temperature is not None:
+            return temper(probs, self.tta_temperature)
+        return probs.astype(np.float32)
+
     def calibrate(self, val: Split) -> dict:
-        """Fit the temperature on validation digits (never the test set); returns the figures before and after."""
+        """Fit the temperatures on validation digits (never the test set), for one reading and for
+        ``tta_proba``'s; returns the figures before and after."""
         probs = self.predict_proba(val.x)
         self.temperature = fit_temperature(probs, val.y)
         tempered = temper(probs, self.temperature)
+        averaged = self.tta_proba(val.x, calibrated=False)
+        self.tta_temperature = fit_temperature(averaged, val.y)
         return {
             "temperature": self.temperature,
             "val_size": len(val),
             "val_nll_before": nll(probs, val.y), "val_nll_after": nll(tempered, val.y),
             "val_ece_before": ece(probs, val.y), "val_ece_after": ece(tempered, val.y),
+            "tta_temperature": self.tta_temperature,
+            "val_ece_tta_before": ece(averaged, val.y),
+            "val_ece_tta_after": ece(temper(averaged, self.tta_temperature), val.y),
         }
 
     def fit(
@@ -184,7 +208,7 @@ class Classifier:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         meta = {"model": self.name, "format_version": self.FORMAT_VERSION, "settings": to_dict(self.settings),
-                "temperature": self.temperature}
+                "temperature": self.temperature, "tta_temperature": self.tta_temperature}
         (folder / SETTINGS_FILE).write_text(json.dumps(meta, indent=2))
         (folder / HISTORY_FILE).write_text(json.dumps(self.history, indent=1))
         self._save_weights(folder)
@@ -209,14 +233,15 @@ class Classifier:
             raise ArtifactError(f"{path}: settings do not match {cls.Settings.__name__} ({e}).") from e
 
     @classmethod
-    def read_temperature(cls, folder) -> float | None:
-        """The saved temperature: None for a model saved before calibration existed."""
+    def read_temperature(cls, folder, key: str = "temperature") -> float | None:
+        """A saved temperature (``key``: "temperature" or "tta_temperature"): None for a model saved
+        before it existed."""
         path = Path(folder) / SETTINGS_FILE
-        t = read_json(path).get("temperature")
+        t = read_json(path).get(key)
         if t is None:
             return None
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.01 <= t <= 100:
-            raise ArtifactError(f"{path}: temperature {t!r} is not a number between 0.01 and 100.")
+            raise ArtifactError(f"{path}: {key.replace('_', ' ')} {t!r} is not a number between 0.01 and 100.")
         return float(t)
 
     @classmethod
@@ -229,6 +254,7 @@ class Classifier:
         folder = Path(folder)
         model = cls._blank(cls.read_settings(folder))
         model.temperature = cls.read_temperature(folder)
+        model.tta_temperature = cls.read_temperature(folder, "tta_temperature")
         model._load_weights(folder)
         history_path = folder / HISTORY_FILE
         model.history = read_json(history_path) if history_path.exists() else []

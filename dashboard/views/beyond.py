@@ -58,7 +58,8 @@ rows = pd.DataFrame(beyond.accuracy_rows(result))
 settings = result["settings"]
 limited = f", at most {settings['limit']:,} digits per set" if settings.get("limit") else ""
 writers = f", writers {', '.join(settings['writers'])}" if settings.get("writers") else ""
-st.caption(f"Measured {result['created'][:10]} on the committed models (seed {settings['seed']}{limited}{writers}).")
+st.caption(f"Measured {result['created'][:10]} on the committed models (seed {settings['seed']}{limited}{writers}). "
+           + beyond.reading(result))
 
 # Results measured on other models than the artifacts now hold would be shown against the wrong MNIST figures.
 metrics = {}  # the artifacts' own metrics, where readable (an unreadable one is the other pages' to report)
@@ -68,7 +69,7 @@ for e in entries.committed():
             metrics[e.key] = e.metrics
 stale = []
 for n, m in metrics.items():
-    now = m["test_accuracy"]
+    now = beyond.mnist_accuracy(m, settings.get("tta", False))
     if abs(now - result["models"][n]["mnist_test_accuracy"]) > 1e-9:
         stale.append(f"{short[n]} ({result['models'][n]['mnist_test_accuracy']:.2%} then, {now:.2%} now)")
 if stale:

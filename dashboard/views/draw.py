@@ -186,8 +186,10 @@ def answers(shown: list, models: dict, result: dict, truth: int | None) -> None:
                        "the committed models only.")
         if group:
             st.html(answer_cards([(e, result["predictions"][e.key]) for e in group], per_row, BAR_HEIGHT, truth))
-    raw = [e.title for e in shown if getattr(models[e.key], "temperature", None) is None]
-    note = ("Confidences are calibrated: each model's probabilities are softened or sharpened by the temperature "
+    raw = [e.title for e in shown if getattr(models[e.key], "tta_temperature", None) is None]
+    note = ("Each model reads your digit five times, as drawn, turned 8° either way and slanted either way, and "
+            "averages its answers (test-time augmentation): people's digits are read a little better that way. "
+            "Confidences are calibrated: the averaged probabilities are softened or sharpened by a temperature "
             "fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST (see Calibration)."
             + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
     # One element for the note, the image and its explanation: less to send and draw on every stroke.
