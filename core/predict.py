@@ -60,9 +60,10 @@ def predict_image(image, models: dict, calibrated: bool = True, tta: bool = True
         image = read_image(image)
     x = to_mnist(image)
     predictions = {}
+    v = views(x[None]) if tta else None  # made once, read by every model
     for name, model in models.items():
         if tta:
-            probs = model.tta_proba(x[None], calibrated)[0]
+            probs = model.read_views(v, calibrated)[0]
         else:
             probs = (model.calibrated_proba if calibrated else model.predict_proba)(x[None])[0]
         probs = np.asarray(probs, np.float64)

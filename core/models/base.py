@@ -133,8 +133,10 @@ class Classifier:
         Averaging softens the answer, so it has a temperature of its own (``tta_temperature``,
         fitted by ``calibrate``; below 1, it sharpens). Raw averages for a model saved without one.
         """
-        x = as_batch(x)
-        v = views(x)
+        return self.read_views(views(as_batch(x)), calibrated)
+
+    def read_views(self, v: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """``tta_proba`` for views already made, (n, k, 28, 28) -> (n, 10): several models share one set."""
         n, k = v.shape[:2]
         probs = self.predict_proba(v.reshape(n * k, 28, 28)).reshape(n, k, 10).mean(1)
         if calibrated and self.tta_temperature is not None:
