@@ -88,6 +88,7 @@ ANSWERS_CSS = """<style>
 .answers-note{font-size:14px;opacity:.7;margin:.75rem 0 1rem}
 .answers-seen{display:flex;gap:1.5rem;align-items:center}
 .answers-seen p{margin:0}
+.answers-copies{display:flex;gap:.5rem;margin-top:.5rem!important}
 </style>"""
 ANSWER = re.compile(r'<div class="answer" data-title="([^"]*)" data-digit="(\d)"')
 

@@ -81,6 +81,10 @@ async def every_page_and_drawing_a_digit(url: str, server_seconds: float) -> Non
             assert f"Probabilities, {d}: " in await bars.nth(i).get_attribute("aria-label")
         seen = page.get_by_role("img", name="the 28x28 image the models saw")
         assert await seen.evaluate("img => [img.naturalWidth, img.naturalHeight, img.width]") == [28, 28, 140]
+        copies = page.get_by_role("img", name="the copy")  # the test-time augmentation's four warps, named
+        assert [await copies.nth(i).get_attribute("alt") for i in range(await copies.count())] == [
+            "the copy turned 8° anticlockwise", "the copy turned 8° clockwise", "the copy slanted left",
+            "the copy slanted right"]
         assert not await browser.page_problems(page), "draw, after drawing"
 
         # The page's own Undo, Redo and Clear under the canvas (they rerun the canvas and answers alone).

@@ -18,6 +18,7 @@ from streamlit.errors import StreamlitAPIException
 from streamlit_drawable_canvas import st_canvas
 
 from core import ArtifactError
+from core.pixels import TTA_WARPS, views
 from core.predict import predict_image
 from core.preprocess import MAX_UPLOAD_BYTES, ImageError, NoDigit
 
@@ -161,6 +162,18 @@ def draw_and_read(shown: list) -> None:
                 collect.offer(result, [e for e in shown if e.committed])
 
 
+def warp_name(deg: float, shear: float, size: float) -> str:
+    """A test-time warp in words, as it looks: "turned 8° anticlockwise", "slanted right"."""
+    words = []
+    if deg:
+        words.append(f"turned {abs(deg):g}° {'anticlockwise' if deg < 0 else 'clockwise'}")
+    if shear:
+        words.append(f"slanted {'left' if shear < 0 else 'right'}")
+    if size:
+        words.append("larger" if size < 0 else "smaller")
+    return ", ".join(words) or "as it is"
+
+
 def answers(shown: list, models: dict, result: dict, truth: int | None) -> None:
     """Whether the models agree, each model's card, and the 28x28 image they saw."""
     committed = [e for e in shown if e.committed]
@@ -187,17 +200,20 @@ def answers(shown: list, models: dict, result: dict, truth: int | None) -> None:
         if group:
             st.html(answer_cards([(e, result["predictions"][e.key]) for e in group], per_row, BAR_HEIGHT, truth))
     raw = [e.title for e in shown if getattr(models[e.key], "tta_temperature", None) is None]
-    note = ("Each model reads your digit five times, as drawn, turned 8° either way and slanted either way, and "
-            "averages its answers (test-time augmentation): people's digits are read a little better that way. "
-            "Confidences are calibrated: the averaged probabilities are softened or sharpened by a temperature "
-            "fitted on held-out digits, so \"90% sure\" is right about 90% of the time on MNIST (see Calibration)."
+    note = ("Each model reads your digit five times, as drawn and as the four copies below, and averages "
+            "(test-time augmentation: people's digits are read a little better that way). Confidences are calibrated: "
+            "the average is softened or sharpened by a temperature fitted on held-out digits, so \"90% sure\" is "
+            "right about 90% of the time on MNIST (see Calibration)."
             + (f" Not calibrated: {', '.join(raw)}." if raw else ""))
+    copies = "".join(digit_html(v, 42, alt=f"the copy {warp_name(*w)}")
+                     for v, w in zip(views(result["image"][None])[0, 1:], TTA_WARPS[1:]))
     # One element for the note, the image and its explanation: less to send and draw on every stroke.
     st.html(f'<p class="answers-note">{html.escape(note)}</p><div class="answers-seen">'
-            f'{digit_html(result["image"], 140, alt="the 28x28 image the models saw")}<p><b>What the models saw.</b> '
+            f'{digit_html(result["image"], 140, alt="the 28x28 image the models saw")}<div><p><b>What the models saw.</b> '
             "Your input cropped to the ink, scaled so its longer side is 20 pixels, centred by its centre of mass in "
             "a 28×28 frame and its stroke evened out: the recipe used to make MNIST, so a drawing looks like the "
-            "digits the models learnt from.</p></div>")
+            "digits the models learnt from. The four copies each model also reads, turned and slanted:</p>"
+            f'<p class="answers-copies">{copies}</p></div></div>')
 
 
 st.title("Draw a digit")
