@@ -326,6 +326,15 @@ def test_calibration_shown_matches_a_recomputation(artifacts, app):
         assert row["ECE after"] == pytest.approx(100 * ece_by_hand(tempered, p["label"]), abs=1e-3)
 
 
+def test_calibration_page_gives_the_draw_pages_own_temperature(artifacts, app):
+    said = "\n".join(m.value for m in app("calibration").markdown if m.value.startswith("**On the Draw page**"))
+    for name in MODELS:
+        m = art.read("metrics", name, artifacts)
+        assert (f"{SPECS[name].short} *T* = {m['calibration']['tta_temperature']:.2f}, MNIST test "
+                f"{100 * m['tta_test_accuracy']:.2f}% right with an ECE of "
+                f"{100 * m['calibration']['test_ece_tta_after']:.2f}%") in said
+
+
 def test_cost_table_shows_each_models_cost(artifacts, app):
     shown = frame(app("results"), "Multiply-adds / image")
     for name, (_, row) in zip(MODELS, shown.iterrows()):

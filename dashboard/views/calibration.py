@@ -17,7 +17,8 @@ st.markdown(
     "90% are right. Neural networks trained to minimise cross-entropy are often over-confident. **Temperature "
     "scaling** fixes that with one number *T* per model, fitted on the 5,000 validation digits (never the test "
     "set): the log-probabilities are divided by *T* before the softmax, so the answer never changes, only how "
-    "sure the model says it is. The Draw page shows the calibrated confidences."
+    "sure the model says it is. The figures below are each model's single reading of a digit; the Draw page "
+    "averages five (test-time augmentation) and has a temperature of its own for that, set out under the table."
 )
 ui.require_artifacts()
 shown = entries.listed("metrics", "predictions")
@@ -74,6 +75,15 @@ if fitted:
                     "the temperature: on MNIST they were close to calibrated already." if worse else
                     "The expected calibration error falls with it on the test digits, which were not used to fit "
                     "the temperature."))
+
+draw_page = [(e, e.metrics["calibration"], e.metrics["tta_test_accuracy"]) for e in shown
+             if "tta_test_accuracy" in e.metrics and "test_ece_tta_after" in (e.metrics.get("calibration") or {})]
+if draw_page:
+    st.markdown("**On the Draw page** each model reads a digit five times, as drawn, turned 8° and slanted either "
+                "way, and averages. Averaging softens an answer, so that reading has its own temperature, fitted "
+                "the same way on the validation digits: " + "; ".join(
+                    f"{e.short} *T* = {c['tta_temperature']:.2f}, MNIST test {100 * acc:.2f}% right "
+                    f"with an ECE of {100 * c['test_ece_tta_after']:.2f}%" for e, c, acc in draw_page) + ".")
 
 st.subheader("Reliability diagrams")
 st.markdown("Each bar is one confidence bin: its height is how often the model was right when it was that sure. "
