@@ -37,12 +37,13 @@ def single_image_ms(model, x: np.ndarray) -> float:
     return 1000 * float(np.median(times))
 
 
-def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Evaluation:
+def evaluate(model, test: Split, calibration: dict | None = None, tta: bool = True, **extra) -> Evaluation:
     """Test-set metrics, predictions and misclassified examples for one trained model.
 
     ``calibration`` is what ``model.calibrate(val)`` returned, if it was called; the test
     set's calibration error before and after is added to it here, and, for a model with a
-    ``tta_temperature``, the accuracy and calibration error of its test-time augmented reading. ``extra`` (training time,
+    ``tta_temperature``, the accuracy and calibration error of its test-time augmented reading (five
+    times the reading; ``tta=False`` leaves them out). ``extra`` (training time,
     epochs, training-set size...) is added to the metrics. Probabilities are saved raw,
     so the calibration can be recomputed from them and the temperature.
     """
@@ -66,7 +67,7 @@ def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Ev
         "single_image_ms": single_image_ms(model, test.x),
         **extra,
     }
-    metrics |= test_calibration(model, test, probs, calibration)
+    metrics |= test_calibration(model, test, probs, calibration, tta)
     predictions = {"probs": probs.astype(np.float16), "pred": pred, "label": test.y.astype(np.uint8)}
     misclassified = {
         "index": wrong.astype(np.int32),
@@ -78,7 +79,7 @@ def evaluate(model, test: Split, calibration: dict | None = None, **extra) -> Ev
     return Evaluation(metrics, predictions, misclassified)
 
 
-def test_calibration(model, test: Split, probs: np.ndarray, calibration: dict | None) -> dict:
+def test_calibration(model, test: Split, probs: np.ndarray, calibration: dict | None, tta: bool = True) -> dict:
     """The metrics' entries about the fitted temperatures: "calibration" (``calibration`` plus the test
     set's calibration error before and after) and, for a model with a ``tta_temperature``,
     "tta_test_accuracy", the Draw page's test-time augmented reading, with its calibration error."""
@@ -87,7 +88,7 @@ def test_calibration(model, test: Split, probs: np.ndarray, calibration: dict | 
         out["calibration"] = calibration | {
             "test_ece_before": ece(probs, test.y), "test_ece_after": ece(temper(probs, model.temperature), test.y),
         }
-    if model.tta_temperature is not None:
+    if tta and model.tta_temperature is not None:
         averaged = model.tta_proba(test.x)
         out["tta_test_accuracy"] = accuracy(averaged, test.y)
         if "calibration" in out:

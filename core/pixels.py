@@ -97,5 +97,8 @@ def views(x: np.ndarray, warps=TTA_WARPS) -> np.ndarray:
         c, s = np.cos(np.deg2rad(deg)) / (1 + size), np.sin(np.deg2rad(deg)) / (1 + size)
         m[k] = [[c, s + shear, 13.5], [-s, c, 13.5]]
     n, k = len(x), len(warps)
-    out = affine(np.repeat(x, k, 0), np.tile(m, (n, 1, 1)))
-    return np.clip(out, 0, 1).reshape(n, k, SIZE, SIZE)
+    if n < 4:  # a digit or two (the Draw page): one call, a map per copy
+        out = affine(np.repeat(x, k, 0), np.tile(m, (n, 1, 1))).reshape(n, k, SIZE, SIZE)
+    else:  # many: one shared map per warp, gathered far more cheaply (8x for the test set)
+        out = np.stack([affine(x, m[j]) for j in range(k)], 1)
+    return np.clip(out, 0, 1)

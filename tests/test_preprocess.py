@@ -340,6 +340,17 @@ def test_deslant_leaves_upright_digits_and_batches_alone():
         np.testing.assert_allclose(deslant(one), many, atol=1e-6)
 
 
+def test_tta_views_of_a_batch_are_each_digits_own(mnist):
+    from core.pixels import TTA_WARPS, views
+
+    x = mnist[1][0][:6].astype(np.float32) / 255
+    batch = views(x)  # shared maps, one per warp
+    assert batch.shape == (6, len(TTA_WARPS), 28, 28)
+    for i in range(6):  # one digit at a time: a map per copy
+        np.testing.assert_allclose(views(x[i:i + 1])[0], batch[i], atol=1e-6)
+    assert not np.allclose(batch[:, 1], batch[:, 0])  # the warps did something
+
+
 def test_tta_probabilities_sum_to_one_and_the_image_is_unwarped(committed_models):
     from core.predict import TTA_WARPS, predict_image, tta_views
 
