@@ -1,9 +1,9 @@
 """What test-time augmentation costs and gives: ``python -m tools.tta [--repeat N] [--limit N] [--artifacts DIR]``.
 
-For each committed model: the model time to read one prepared digit as the Draw page does
-(one image) and with ``predict_image(tta=True)``'s views (making the digit's ``TTA_WARPS``
-copies, then reading all in one batch), p50 and p95 over ``--repeat`` digits; and MNIST test accuracy both ways
-on ``--limit`` test digits. The development sets' figures come from ``core.beyond``'s prepared
+For each committed model: the model time to read one prepared digit once (``tta=False``) and as
+the Draw page does, with ``Model.tta_proba`` (making the digit's ``TTA_WARPS`` copies, then reading
+all in one batch), p50 and p95 over ``--repeat`` digits; and MNIST test accuracy both ways on
+``--limit`` test digits. The development sets' figures come from ``core.beyond``'s prepared
 digits (see the README). Timings are wall-clock on whatever else the machine is doing.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from core import load_models
 from core.data import load_mnist, scale
-from core.predict import TTA_WARPS, tta_views
+from core.pixels import TTA_WARPS
 
 
 def main(argv=None) -> int:
@@ -33,18 +33,16 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|")
     total = np.zeros(2)
     for name, model in models.items():
-        read = model.calibrated_proba
         times = {False: [], True: []}
         for i in range(args.repeat + 10):
             for tta in (False, True):
+                one = x[i % len(x)][None]
                 start = time.perf_counter()  # the warps are part of TTA's cost
-                read(tta_views(x[i % len(x)]) if tta else x[i % len(x)][None]).mean(0)
+                model.tta_proba(one) if tta else model.calibrated_proba(one)
                 if i >= 10:  # the first calls warm caches and Keras's graph
                     times[tta].append(1000 * (time.perf_counter() - start))
         plain = model.predict_proba(x).argmax(1)
-        views = np.stack([tta_views(d) for d in x])  # (n, k, 28, 28)
-        k = views.shape[1]
-        avg = model.predict_proba(views.reshape(-1, 28, 28)).reshape(len(x), k, 10).mean(1).argmax(1)
+        avg = model.tta_proba(x).argmax(1)
         q = {t: np.percentile(v, [50, 95]) for t, v in times.items()}
         total += [q[False][0], q[True][0]]
         print(f"| {name} | {q[False][0]:.2f} / {q[False][1]:.2f} | {q[True][0]:.2f} / {q[True][1]:.2f} | "
