@@ -88,6 +88,17 @@ def test_a_tiny_spread_trains_each_seed_once_and_reports_every_set(handwriting, 
     assert [w.stat().st_mtime_ns for w in weights] == stamps
     assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")] == \
         [line for line in first.splitlines() if line.startswith("|")]
+    # Read as the Draw page reads: the same runs, MNIST read again, each seed as its tta_proba says.
+    assert seed_spread.main([*argv, "--tta"]) == 0
+    assert [w.stat().st_mtime_ns for w in weights] == stamps
+    mnist = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| `numpy_mlp` | mnist"))
+    from core import artifacts
+    from core.data import load_mnist, scale
+
+    _, (x, y) = load_mnist()
+    by_hand = [(artifacts.load_model("numpy_mlp", tmp_path / f"numpy_mlp-{s}").tta_proba(scale(x)).argmax(1) == y).mean()
+               for s in (0, 1)]
+    assert mnist.split(" | ")[2] == " / ".join(f"{100 * a:.2f}" for a in by_hand)
 
 
 def test_a_run_that_fails_stops_the_spread_with_its_log(handwriting, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """How far each model's recipe reaches over seeds, on MNIST and on other people's handwriting (issue #12).
 
     python -m tools.seed_spread [--models NAME ...] [--seeds N] [--seed S] [--jobs J] [--work DIR]
-                                [--epochs E] [--subset N] [--limit N] [--data-dir DIR] [--handwriting DIR]
+                                [--epochs E] [--subset N] [--limit N] [--data-dir DIR] [--handwriting DIR] [--tta]
 
 Trains each model at seeds S .. S+N-1 with the project's own command (``python -m core.train --seeds 1``,
 one thread a run, J runs at once, as the committed run trains its seeds) into ``--work``, not ``artifacts/``,
@@ -10,7 +10,8 @@ stopped. Then it prepares the development sets once, as ``core.beyond`` does, an
 set: every seed's accuracy, their mean and standard deviation, the accuracy of the seeds' averaged
 probabilities (an ensemble: not one of the app's models, but the most that chance in training can give one
 recipe), and how many digits every seed misreads (what the recipe itself teaches). The notebook's
-thirteenth look (docs/handwriting.md) is this command's output at five seeds.
+thirteenth look (docs/handwriting.md) is this command's output at five seeds. ``--tta`` reads every digit,
+MNIST's too, as the Draw page does (each digit and its ``TTA_WARPS`` views, averaged) instead of once.
 """
 
 from __future__ import annotations
@@ -88,12 +89,23 @@ def summarise(probs: list[np.ndarray], labels: np.ndarray, no_digit: np.ndarray 
             "ensemble_errors": int((~ensemble).sum())}
 
 
-def spread(names, seeds, work: Path, limit=None, handwriting=None, log=print) -> dict:
-    """{model: {set: summary}} from the runs in ``work``: MNIST test from each run's saved test probabilities,
-    the development sets prepared once and read by every seed's model."""
+def spread(names, seeds, work: Path, limit=None, handwriting=None, log=print, tta: bool = False,
+           data_dir=None) -> dict:
+    """{model: {set: summary}} from the runs in ``work``: MNIST test from each run's saved test probabilities
+    (read again with ``tta``), the development sets prepared once and read by every seed's model."""
     runs = {n: {s: artifacts.load_model(n, run_folder(work, n, s)) for s in seeds} for n in names}
+    read = (lambda m, x: m.tta_proba(x, calibrated=False)) if tta else (lambda m, x: m.predict_proba(x))
     out = {n: {} for n in names}
+    test = None
+    if tta:
+        from core.data import load_mnist, scale
+
+        _, (x_test, y_test) = load_mnist(data_dir)
+        test = scale(x_test), y_test
     for n in names:
+        if tta:
+            out[n]["mnist"] = summarise([read(runs[n][s], test[0]) for s in seeds], test[1])
+            continue
         preds = [artifacts.read("predictions", n, run_folder(work, n, s)) for s in seeds]
         out[n]["mnist"] = summarise([p["probs"] for p in preds], preds[0]["label"])
     _, data = beyond.load(handwriting)
@@ -103,7 +115,7 @@ def spread(names, seeds, work: Path, limit=None, handwriting=None, log=print) ->
         log(f"preparing {cond.title}: {len(indices):,} digits")
         x, no_digit, _ = beyond.prepare(data[cond.set], cond, indices, 0)
         for n in names:
-            out[n][cond.key] = summarise([runs[n][s].predict_proba(x) for s in seeds], labels[indices], no_digit)
+            out[n][cond.key] = summarise([read(runs[n][s], x) for s in seeds], labels[indices], no_digit)
     return out
 
 
@@ -131,6 +143,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="digits per development set (default: all)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: as core.train finds it)")
     p.add_argument("--handwriting", default=None, help="handwriting folder (default: as core.beyond finds it)")
+    p.add_argument("--tta", action="store_true", help="read every digit as the Draw page does, with test-time "
+                   "augmentation, instead of once")
     args = p.parse_args(argv)
     if not 2 <= args.seeds <= 50:
         p.error("--seeds must be between 2 and 50: a spread needs two seeds at least")
@@ -145,7 +159,8 @@ def main(argv=None) -> int:
     try:
         train_all(args.models, seeds, args.work, args.jobs, epochs=args.epochs, subset=args.subset,
                   data_dir=args.data_dir)
-        result = spread(args.models, seeds, args.work, args.limit, args.handwriting)
+        result = spread(args.models, seeds, args.work, args.limit, args.handwriting, tta=args.tta,
+                        data_dir=args.data_dir)
     except (RuntimeError, beyond.DataError, artifacts.ArtifactError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
