@@ -8,10 +8,11 @@
     result["unusual"]                              # None, or why it does not look like a single digit
     predict_image(image, models, tta=False)        # one reading, without test-time augmentation
 
-    python -m core.predict IMAGE [IMAGE ...] [--json] [--artifacts DIR]
+    python -m core.predict IMAGE [IMAGE ...] [--json] [--artifacts DIR] [--one-reading]
 
 The command prints each model's digit and confidence for every image, or with ``--json``
-one JSON object per line, and says when an image does not look like a single digit
+one JSON object per line, read as the Draw page reads (``--one-reading``: each model once), and says
+when an image does not look like a single digit
 (``core.ood``: noise, a photo, several digits), which the models would read as a digit anyway. A file that cannot be read or holds no digit gets an error of
 its own and never stops the others; the exit status is 1 if any image failed, 2 if the
 models could not be loaded.
@@ -106,6 +107,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", action="store_true", help='one JSON object per line: {"path", "predictions", "unusual"} or '
                                                        '{"path", "error"}')
     p.add_argument("--artifacts", metavar="DIR", help="trained models (default: artifacts/)")
+    p.add_argument("--one-reading", dest="tta", action="store_false",
+                   help="each model reads the image once, without the Draw page's test-time augmentation")
     args = p.parse_args(argv)
 
     from core import ArtifactError, load_models
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
     failed = 0
     for path in args.images:
         try:
-            result = predict_image(path, models)
+            result = predict_image(path, models, tta=args.tta)
         except (ImageError, NoDigit) as e:
             failed += 1
             if args.json:

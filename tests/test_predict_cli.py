@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core import MODELS, SPECS
+from core import MODELS, SPECS, load_models
 from core.predict import agreement, main, predict_image
 from core.preprocess import ImageError, NoDigit
 
@@ -135,6 +135,15 @@ def test_cli_text_output_and_success_code(tiny_artifacts, files, capsys):
     for title in (s.title for s in SPECS.values()):
         assert out.count(title) == 2
     assert out.count("agree") == 2  # "all models agree: d" or "the models disagree", per image
+
+
+@pytest.mark.parametrize("argv, tta", [([], True), (["--one-reading"], False)])
+def test_cli_reads_as_the_draw_page_unless_told_once(tiny_artifacts, files, capsys, argv, tta):
+    assert main([str(files["good"]), "--json", "--artifacts", str(tiny_artifacts), *argv]) == 0
+    line = json.loads(capsys.readouterr().out)
+    expected = predict_image(str(files["good"]), load_models(tiny_artifacts), tta=tta)["predictions"]
+    for name, p in line["predictions"].items():
+        np.testing.assert_allclose(p["probs"], expected[name]["probs"], atol=1e-6)
 
 
 def test_cli_missing_artifacts_is_a_clear_error(tmp_path):
