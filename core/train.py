@@ -75,14 +75,16 @@ def machine() -> str:
     return f"{name}, {os.cpu_count() or 1} CPUs"
 
 
-def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentation: dict | Augment | None = None):
+def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentation: dict | Augment | None = None,
+                 training: dict | None = None):
     """The model's default settings with the command's choices applied: what the run really uses.
 
     ``augmentation`` is either a whole ``Augment`` or a dict of only the strengths the command
     named; those replace the model's own, and the rest stay as the model's settings have them
-    (the two MLPs are taught all three style strokes, LeNet the slash and the crossbar only)."""
+    (the two MLPs are taught all three style strokes, LeNet the slash and the crossbar only).
+    ``training``: other ``TrainSettings`` fields the command named (``TRAIN_OPTIONS``), the same way."""
     defaults = model_class(name).Settings()
-    changes = {"seed": seed}
+    changes = {**(training or {}), "seed": seed}
     if epochs is not None:
         changes["epochs"] = epochs
     if augment is not None:
@@ -95,12 +97,14 @@ def settings_for(name: str, epochs=None, seed: int = 0, augment=None, augmentati
 
 
 def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augment=None, log=print,
-          augmentation: dict | Augment | None = None, seeds: int = 1, jobs: int | None = None) -> dict:
+          augmentation: dict | Augment | None = None, seeds: int = 1, jobs: int | None = None,
+          training: dict | None = None) -> dict:
     """Train ``names`` and write their artifacts to ``out``; returns {name: metrics of the committed model}.
 
     ``epochs`` and ``augment`` (on or off) override each model's settings when given;
     ``augmentation`` overrides how strong it is: a whole ``Augment``, or a dict of some of its
-    fields (None: each model's own strengths).
+    fields (None: each model's own strengths); ``training`` overrides other training settings the same way
+    (``TRAIN_OPTIONS``: the gentler last epochs, sharpness-aware steps).
     With ``seeds`` > 1 every model is trained once per seed ``seed``, ``seed + 1``, ... with
     the same settings otherwise, in ``jobs`` worker processes; the model trained with ``seed``
     is the one kept, and every seed's test figures go to ``<model>/seeds.npz``.
@@ -111,7 +115,7 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
     began = time.perf_counter()
     data = load_mnist(data_dir)
     choices = {"epochs": epochs, "subset": subset, "data_dir": data_dir, "augment": augment,
-               "augmentation": augmentation}
+               "augmentation": augmentation, "training": training}
     with artifacts.staging(out) as stage:
         manifest = {}
         if (stage / artifacts.MANIFEST).exists():
@@ -149,11 +153,11 @@ def train(names, epochs=None, subset=None, data_dir=None, out=None, seed=0, augm
 
 
 def _train_one(name, seed, data, folder: Path, epochs=None, subset=None, data_dir=None, augment=None,
-               augmentation=None, log=print) -> dict:
+               augmentation=None, training=None, log=print) -> dict:
     """Train, calibrate, test and save one model in this process; returns its row of the seeds table."""
     train_split, val, test = splits(data, subset=subset, seed=seed)
     log(f"data: {len(train_split)} training, {len(val)} validation, {len(test)} test images")
-    model = model_class(name)(settings_for(name, epochs, seed, augment, augmentation))
+    model = model_class(name)(settings_for(name, epochs, seed, augment, augmentation, training))
     log(f"\n{name}, seed {seed}: {model.num_params():,} parameters, {len(train_split):,} training images, "
         f"{model.settings}")
     start = time.perf_counter()
@@ -228,6 +232,8 @@ def worker_command(work: Path, choices: dict) -> list[str]:
     given = choices["augmentation"]
     for field, value in (dataclasses.asdict(given) if isinstance(given, Augment) else given or {}).items():
         cmd += [f"--{field.replace('_', '-')}", value if isinstance(value, str) else repr(float(value))]
+    for field, value in (choices.get("training") or {}).items():
+        cmd += [f"--{field.replace('_', '-')}", repr(float(value))]
     return cmd
 
 
@@ -359,6 +365,13 @@ AUGMENT_OPTIONS = {
     "seven_tip": (0, 180, "DEG", "largest anticlockwise turn of a 7, which tips its bar down to the left"),
     "ink_gamma": (0, 2, "F", "largest change of the ink's tone curve: intensities raised to a power g, |ln g| up to F"),
 }
+# TrainSettings fields the command can change, as AUGMENT_OPTIONS: what the notebook's looks varied
+# (docs/handwriting.md), so that any model's recipe with one of them changed is one command away.
+TRAIN_OPTIONS = {
+    "gentle_share": (0, 1, "F", "share of the last epochs that see every distortion at --gentle-strength (0: none)"),
+    "gentle_strength": (0, 1, "F", "how strong the distortions of those last epochs are, as a fraction of the rest"),
+    "sam": (0, 1, "RHO", "sharpness-aware steps within RHO of the weights (0: plain steps)"),
+}
 STYLE_DIGITS_HELP = "which digits --styles restyles: 0 slashed, 1 flagged, 7 crossed, e.g. 07 (default: each model's own)"
 
 
@@ -388,13 +401,17 @@ def parse_args(argv=None):
             a.add_argument(f"--{field.name.replace('_', '-')}", type=float, default=None, metavar=unit,
                            help=f"{text} ({low:g} to {high:g}; default: each model's own settings)")
     a.add_argument("--style-digits", default=None, metavar="DIGITS", help=STYLE_DIGITS_HELP)
+    t = p.add_argument_group("training (default: each model's own settings)")
+    for name, (low, high, unit, text) in TRAIN_OPTIONS.items():
+        t.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, metavar=unit,
+                       help=f"{text} ({low:g} to {high:g})")
     args = p.parse_args(argv)
     if args.style_digits is not None:
         try:
             check_digits(args.style_digits)
         except ValueError as e:
             p.error(f"--style-digits: {e}")
-    for name, (low, high, _, _) in AUGMENT_OPTIONS.items():
+    for name, (low, high, _, _) in (AUGMENT_OPTIONS | TRAIN_OPTIONS).items():
         value = getattr(args, name)
         if value is not None and not low <= value <= high:
             p.error(f"--{name.replace('_', '-')} must be between {low:g} and {high:g}, not {value:g}")
@@ -402,6 +419,7 @@ def parse_args(argv=None):
     args.augmentation = {name: getattr(args, name) for name in AUGMENT_OPTIONS if getattr(args, name) is not None}
     if args.style_digits is not None:
         args.augmentation["style_digits"] = args.style_digits
+    args.training = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
     if not 1 <= args.seeds <= 50:
@@ -438,11 +456,11 @@ def main(argv=None) -> int:
     try:
         if args.worker:
             choices = {"epochs": args.epochs, "subset": args.subset, "data_dir": args.data_dir,
-                       "augment": args.augment, "augmentation": args.augmentation}
+                       "augment": args.augment, "augmentation": args.augmentation, "training": args.training}
             serve(Path(args.out), choices, log=log)
         else:
             train(args.models, args.epochs, args.subset, args.data_dir, args.out, args.seed, args.augment,
-                  log=log, augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs)
+                  log=log, augmentation=args.augmentation, seeds=args.seeds, jobs=args.jobs, training=args.training)
     except KeyboardInterrupt:
         return _say_interrupted()
     except (DataError, artifacts.ArtifactError, RuntimeError) as e:

@@ -3,6 +3,8 @@ core.train's own command, resumed without retraining). The end-to-end tests skip
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -72,6 +74,19 @@ def handwriting():
         return beyond.find_data()
     except beyond.DataMissing as e:
         pytest.skip(f"the handwriting data is not here: {e}")
+
+
+def test_training_flags_reach_every_run():
+    """A recipe with one training setting changed: each seed's core.train gets the flag, read back as core.train
+    reads it; none given, none passed."""
+    from core.train import parse_args
+
+    cmd = seed_spread.train_command("lenet", 3, Path("w"), training={"gentle_share": 0.0, "sam": 0.05})
+    assert parse_args(cmd[cmd.index("--models"):]).training == {"gentle_share": 0.0, "sam": 0.05}
+    assert "--sam" not in seed_spread.train_command("lenet", 3, Path("w"))
+    with pytest.raises(SystemExit) as e:
+        seed_spread.main(["--sam", "3"])
+    assert e.value.code == 2
 
 
 def test_a_tiny_spread_trains_each_seed_once_and_reports_every_set(handwriting, tmp_path, capsys):

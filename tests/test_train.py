@@ -1,5 +1,6 @@
 """End to end: train on a real subset through the CLI and the function, and check what was written."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -181,3 +182,39 @@ def test_failed_run_leaves_previous_artifacts(tmp_path, tiny_artifacts, mnist, m
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert [p.name for p in tmp_path.iterdir()] == ["art"]  # no staging folder left behind
+
+
+def test_training_flags_change_only_the_settings_they_name():
+    """--gentle-share, --gentle-strength and --sam change that TrainSettings field for every model, leave the rest
+    as each model's own, reach a multi-seed run's workers, and are refused outside their bounds."""
+    from core.models import MODELS, model_class
+    from core.train import parse_args, settings_for, worker_command
+
+    args = parse_args(["--gentle-share", "0", "--sam", "0.1"])
+    assert args.training == {"gentle_share": 0.0, "sam": 0.1} and args.augmentation == {}
+    for name in MODELS:
+        own = model_class(name).Settings().train
+        t = settings_for(name, training=args.training).train
+        assert (t.gentle_share, t.sam) == (0.0, 0.1)
+        assert (t.gentle_strength, t.epochs, t.lr, t.augmentation) == (own.gentle_strength, own.epochs, own.lr,
+                                                                        own.augmentation)
+        assert settings_for(name).train == dataclasses.replace(own, seed=0)  # no flags: the model's own
+    cmd = worker_command(ROOT, {"epochs": None, "subset": None, "data_dir": None, "augment": None,
+                                "augmentation": {}, "training": args.training})
+    assert parse_args(cmd[cmd.index("--worker"):]).training == args.training  # the worker reads them back
+    assert parse_args([]).training == {}
+    for bad in (["--sam", "2"], ["--gentle-share", "-0.1"], ["--gentle-strength", "1.5"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+def test_a_run_with_a_training_flag_saves_what_it_used(tmp_path, mnist):
+    out = subprocess.run(
+        [sys.executable, "-m", "core.train", "--models", "numpy_mlp", "--subset", "300", "--epochs", "2", "--seeds", "1",
+         "--gentle-share", "0", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    saved = artifacts.read("settings", "numpy_mlp", tmp_path)["settings"]["train"]
+    assert saved["gentle_share"] == 0 and NumpyMLPSettings().train.gentle_share == 0.5
+    assert saved["gentle_strength"] == NumpyMLPSettings().train.gentle_strength

@@ -2,6 +2,7 @@
 
     python -m tools.seed_spread [--models NAME ...] [--seeds N] [--seed S] [--jobs J] [--work DIR]
                                 [--epochs E] [--subset N] [--limit N] [--data-dir DIR] [--handwriting DIR] [--tta]
+                                [--gentle-share F] [--gentle-strength F] [--sam RHO]
 
 Trains each model at seeds S .. S+N-1 with the project's own command (``python -m core.train --seeds 1``,
 one thread a run, J runs at once, as the committed run trains its seeds) into ``--work``, not ``artifacts/``,
@@ -12,6 +13,9 @@ probabilities (an ensemble: not one of the app's models, but the most that chanc
 recipe), and how many digits every seed misreads (what the recipe itself teaches). The notebook's
 thirteenth look (docs/handwriting.md) is this command's output at five seeds. ``--tta`` reads every digit,
 MNIST's too, as the Draw page does (each digit and its ``TTA_WARPS`` views, averaged) instead of once.
+``--gentle-share``, ``--gentle-strength`` and ``--sam`` are passed to every run (``core.train``'s
+``TRAIN_OPTIONS``): a recipe with one setting changed, beside the committed one. Runs already in ``--work`` are
+reused whatever the flags, so each variant needs a ``--work`` of its own.
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ import numpy as np
 
 from core import artifacts, beyond
 from core.models import MODELS
-from core.train import COST, threads_env
+from core.train import COST, TRAIN_OPTIONS, threads_env
 
 ROOT = Path(__file__).resolve().parents[1]  # core.train runs as a module from the project's root
 
 
-def train_command(name: str, seed: int, folder: Path, epochs=None, subset=None, data_dir=None) -> list[str]:
-    """``python -m core.train`` for one model at one seed, written to ``folder``."""
+def train_command(name: str, seed: int, folder: Path, epochs=None, subset=None, data_dir=None,
+                  training: dict | None = None) -> list[str]:
+    """``python -m core.train`` for one model at one seed, written to ``folder``; ``training``: the
+    ``TRAIN_OPTIONS`` changed for every run (a recipe with one setting changed)."""
     cmd = [sys.executable, "-m", "core.train", "--models", name, "--seed", str(seed), "--seeds", "1",
            "--jobs", "1", "--out", str(folder)]
     if epochs is not None:
@@ -42,6 +48,8 @@ def train_command(name: str, seed: int, folder: Path, epochs=None, subset=None, 
         cmd += ["--subset", str(subset)]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
+    for field, value in (training or {}).items():
+        cmd += [f"--{field.replace('_', '-')}", repr(float(value))]
     return cmd
 
 
@@ -145,7 +153,15 @@ def main(argv=None) -> int:
     p.add_argument("--handwriting", default=None, help="handwriting folder (default: as core.beyond finds it)")
     p.add_argument("--tta", action="store_true", help="read every digit as the Draw page does, with test-time "
                    "augmentation, instead of once")
+    for name, (low, high, unit, text) in TRAIN_OPTIONS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, metavar=unit,
+                       help=f"{text} ({low:g} to {high:g}; default: each model's own). Use a --work of its own")
     args = p.parse_args(argv)
+    training = {name: getattr(args, name) for name in TRAIN_OPTIONS if getattr(args, name) is not None}
+    for name, value in training.items():
+        low, high = TRAIN_OPTIONS[name][:2]
+        if not low <= value <= high:
+            p.error(f"--{name.replace('_', '-')} must be between {low:g} and {high:g}, not {value:g}")
     if not 2 <= args.seeds <= 50:
         p.error("--seeds must be between 2 and 50: a spread needs two seeds at least")
     if not 1 <= args.jobs <= 16:
@@ -158,7 +174,7 @@ def main(argv=None) -> int:
         return 2
     try:
         train_all(args.models, seeds, args.work, args.jobs, epochs=args.epochs, subset=args.subset,
-                  data_dir=args.data_dir)
+                  data_dir=args.data_dir, training=training)
         result = spread(args.models, seeds, args.work, args.limit, args.handwriting, tta=args.tta,
                         data_dir=args.data_dir)
     except (RuntimeError, beyond.DataError, artifacts.ArtifactError) as e:
